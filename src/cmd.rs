@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub(crate) mod certs;
+pub(crate) mod completion;
+pub(crate) mod version;
+
+/// Output format of commands that print data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Output {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs.
+    Json,
+}

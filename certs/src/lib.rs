@@ -15,6 +15,14 @@
 //! - [`server_config`], [`client_config`]: rustls, TLS 1.3 only, client certificates required.
 //! - [`inspect_file`]: what `gatehouse certs inspect` shows.
 
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod atomic;
 mod ca;
 mod clock;

@@ -29,7 +29,7 @@ fn roots(anchors: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>> {
 }
 
 /// The xDS server's configuration: TLS 1.3 only; every client must present a certificate that
-/// chains to `anchors` and carries the clientAuth EKU; ALPN `h2`.
+/// chains to `anchors` and carries the clientAuth EKU; ALPN `h2`; no session resumption.
 pub fn server_config(
     anchors: &[CertificateDer<'static>],
     cert: Arc<dyn ResolvesServerCert>,
@@ -44,11 +44,17 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    // No session resumption: every connection is a full handshake, so every client
+    // certificate is verified (expiry included) and every client sees the current server
+    // certificate. xDS connections are long-lived; the cost is one handshake per connection.
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
     Ok(cfg)
 }
 
 /// A client configuration for connecting to the xDS server: TLS 1.3 only; the server must
-/// chain to `anchors`, carry the serverAuth EKU and match the name dialled; presents `cert`.
+/// chain to `anchors`, carry the serverAuth EKU and match the name dialled; presents `cert`;
+/// no session resumption.
 pub fn client_config(
     anchors: &[CertificateDer<'static>],
     cert: Arc<dyn ResolvesClientCert>,
@@ -59,5 +65,6 @@ pub fn client_config(
         .with_root_certificates(roots(anchors)?)
         .with_client_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"h2".to_vec()];
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(cfg)
 }

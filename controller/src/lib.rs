@@ -1,8 +1,21 @@
 //! The Gatehouse control plane.
 //!
-//! This crate will own the configuration model (Gateway API and `gatehouse.dev` resources), the
-//! file and Kubernetes sources, the incremental translator to Envoy resources, the snapshot
-//! cache, and the delta/state-of-the-world ADS server with SDS over mTLS. The xDS server is
-//! generic over a snapshot trait and never sees files or Kubernetes.
+//! ```text
+//! translator ──set()──▶ SnapshotCache ──watch()──▶ xDS server ──delta/SotW ADS over mTLS──▶ Envoy
+//!                        (DiscoverSnapshots)        (per-proxy identity, ACK/NACK, coalescing)
+//! ```
 //!
-//! Nothing is implemented yet: see the xDS and translation issues.
+//! - [`Snapshot`]: one gateway's resources by type, encoded once, versioned by content hash.
+//! - [`DiscoverSnapshots`]: the seam the xDS server is generic over; it never sees files or
+//!   Kubernetes. [`SnapshotCache`] is the in-memory implementation.
+//! - [`xds`]: the ADS server (delta and state-of-the-world) with per-proxy authorization.
+//!
+//! Still to come in this crate: the configuration model, the file and Kubernetes sources, and
+//! the translator (see the translation issue).
+
+mod discover;
+mod snapshot;
+pub mod xds;
+
+pub use discover::{DiscoverSnapshots, SnapshotCache};
+pub use snapshot::{Resource, ResourceType, Snapshot, SnapshotBuilder};

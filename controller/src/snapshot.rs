@@ -1,0 +1,424 @@
+//! What one gateway's Envoy should have: its resources by type, each encoded once and
+//! versioned by a hash of its encoding.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::TransportSocket;
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType as TsConfig;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, Secret, UpstreamTlsContext,
+    common_tls_context::ValidationContextType,
+};
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+
+/// The xDS resource types Gatehouse serves, in make-before-break order: a resource may only
+/// refer to resources of types before it (clusters and endpoints before the listeners and
+/// routes that use them). Removals go in the reverse order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum ResourceType {
+    /// CDS: `envoy.config.cluster.v3.Cluster`.
+    Cluster,
+    /// EDS: `envoy.config.endpoint.v3.ClusterLoadAssignment`.
+    Endpoint,
+    /// SDS: `envoy.extensions.transport_sockets.tls.v3.Secret`.
+    Secret,
+    /// LDS: `envoy.config.listener.v3.Listener`.
+    Listener,
+    /// RDS: `envoy.config.route.v3.RouteConfiguration`.
+    Route,
+}
+
+impl ResourceType {
+    /// Every type, in make-before-break order.
+    pub const ALL: [Self; 5] = [
+        Self::Cluster,
+        Self::Endpoint,
+        Self::Secret,
+        Self::Listener,
+        Self::Route,
+    ];
+
+    /// The type URL Envoy uses for this type.
+    pub fn type_url(self) -> &'static str {
+        match self {
+            Self::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            Self::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+            Self::Secret => "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+            Self::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            Self::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        }
+    }
+
+    /// The type for a type URL.
+    pub fn from_type_url(url: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.type_url() == url)
+    }
+
+    /// The short xDS name: CDS, EDS, SDS, LDS, RDS.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Cluster => "CDS",
+            Self::Endpoint => "EDS",
+            Self::Secret => "SDS",
+            Self::Listener => "LDS",
+            Self::Route => "RDS",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// One encoded resource. Encoded once when it enters a snapshot and shared by every stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    name: String,
+    version: String,
+    body: Any,
+}
+
+impl Resource {
+    /// Encodes `message` as the resource `name`; the version is a hash of the encoding.
+    pub fn new<M: Message + Name>(name: impl Into<String>, message: &M) -> Self {
+        Self::from_any(
+            name,
+            Any {
+                type_url: M::type_url(),
+                value: message.encode_to_vec(),
+            },
+        )
+    }
+
+    /// Wraps an already encoded resource.
+    pub fn from_any(name: impl Into<String>, body: Any) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.value);
+        let version = hex(digest.as_ref().get(..12).unwrap_or_default());
+        Self {
+            name: name.into(),
+            version,
+            body,
+        }
+    }
+
+    /// The resource name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The content-hash version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The encoded resource.
+    pub fn body(&self) -> &Any {
+        &self.body
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type Table = BTreeMap<String, Arc<Resource>>;
+
+/// The resources of one gateway, by type, plus a version per type (a hash over the names and
+/// versions of that type's resources).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    tables: [Table; 5],
+    versions: [String; 5],
+}
+
+impl Snapshot {
+    /// An empty snapshot.
+    pub fn empty() -> Self {
+        Self::from_tables(Default::default())
+    }
+
+    /// Starts a snapshot.
+    pub fn builder() -> SnapshotBuilder {
+        SnapshotBuilder::default()
+    }
+
+    /// A builder holding this snapshot's resources, to change some of them.
+    pub fn to_builder(&self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            tables: self.tables.clone(),
+        }
+    }
+
+    fn from_tables(tables: [Table; 5]) -> Self {
+        let versions = std::array::from_fn(|i| {
+            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            for (name, r) in tables.get(i).into_iter().flatten() {
+                ctx.update(name.as_bytes());
+                ctx.update(&[0]);
+                ctx.update(r.version.as_bytes());
+                ctx.update(&[0]);
+            }
+            hex(ctx.finish().as_ref().get(..8).unwrap_or_default())
+        });
+        Self { tables, versions }
+    }
+
+    /// The resources of type `t`, by name.
+    pub fn resources(&self, t: ResourceType) -> &BTreeMap<String, Arc<Resource>> {
+        &self.tables[t.index()]
+    }
+
+    /// One resource.
+    pub fn get(&self, t: ResourceType, name: &str) -> Option<&Arc<Resource>> {
+        self.resources(t).get(name)
+    }
+
+    /// The version of the set of resources of type `t`.
+    pub fn version(&self, t: ResourceType) -> &str {
+        &self.versions[t.index()]
+    }
+
+    /// Number of resources of all types.
+    pub fn len(&self) -> usize {
+        self.tables.iter().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the snapshot has no resources.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Collects resources into a [`Snapshot`].
+#[derive(Debug, Default)]
+pub struct SnapshotBuilder {
+    tables: [Table; 5],
+}
+
+impl SnapshotBuilder {
+    /// Adds (or replaces) a resource of type `t`.
+    pub fn insert(&mut self, t: ResourceType, resource: Resource) -> &mut Self {
+        self.tables[t.index()].insert(resource.name.clone(), Arc::new(resource));
+        self
+    }
+
+    /// Removes a resource.
+    pub fn remove(&mut self, t: ResourceType, name: &str) -> &mut Self {
+        self.tables[t.index()].remove(name);
+        self
+    }
+
+    /// Adds a cluster.
+    pub fn cluster(&mut self, c: &Cluster) -> &mut Self {
+        self.insert(ResourceType::Cluster, Resource::new(c.name.clone(), c))
+    }
+
+    /// Adds a cluster's endpoints.
+    pub fn endpoints(&mut self, e: &ClusterLoadAssignment) -> &mut Self {
+        self.insert(
+            ResourceType::Endpoint,
+            Resource::new(e.cluster_name.clone(), e),
+        )
+    }
+
+    /// Adds a listener.
+    pub fn listener(&mut self, l: &Listener) -> &mut Self {
+        self.insert(ResourceType::Listener, Resource::new(l.name.clone(), l))
+    }
+
+    /// Adds a route configuration.
+    pub fn route(&mut self, r: &RouteConfiguration) -> &mut Self {
+        self.insert(ResourceType::Route, Resource::new(r.name.clone(), r))
+    }
+
+    /// Adds a secret. It is kept only if a listener or cluster of the snapshot refers to it.
+    pub fn secret(&mut self, s: &Secret) -> &mut Self {
+        self.insert(ResourceType::Secret, Resource::new(s.name.clone(), s))
+    }
+
+    /// Builds the snapshot. Secrets that no listener or cluster of this snapshot refers to are
+    /// dropped (and logged): a gateway's Envoy receives only the secrets its own
+    /// configuration uses.
+    pub fn build(mut self) -> Snapshot {
+        let referenced = referenced_secrets(&self.tables);
+        let secrets = &mut self.tables[ResourceType::Secret.index()];
+        secrets.retain(|name, _| {
+            let keep = referenced.contains(name);
+            if !keep {
+                tracing::warn!(secret = %name, "secret not referenced by this gateway's listeners or clusters; not served");
+            }
+            keep
+        });
+        Snapshot::from_tables(self.tables)
+    }
+}
+
+/// The names of the SDS secrets the snapshot's listeners and clusters refer to.
+fn referenced_secrets(tables: &[Table; 5]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for r in tables[ResourceType::Listener.index()].values() {
+        if let Ok(l) = Listener::decode(r.body.value.as_slice()) {
+            let chains = l.filter_chains.iter().chain(l.default_filter_chain.iter());
+            for ts in chains.filter_map(|c| c.transport_socket.as_ref()) {
+                if let Some(ctx) = tls_context::<DownstreamTlsContext>(ts) {
+                    common_secret_names(ctx.common_tls_context.as_ref(), &mut names);
+                }
+            }
+        }
+    }
+    for r in tables[ResourceType::Cluster.index()].values() {
+        if let Ok(c) = Cluster::decode(r.body.value.as_slice())
+            && let Some(ctx) = c
+                .transport_socket
+                .as_ref()
+                .and_then(tls_context::<UpstreamTlsContext>)
+        {
+            common_secret_names(ctx.common_tls_context.as_ref(), &mut names);
+        }
+    }
+    names
+}
+
+fn tls_context<M: Message + Name + Default>(ts: &TransportSocket) -> Option<M> {
+    match &ts.config_type {
+        Some(TsConfig::TypedConfig(any)) if any.type_url == M::type_url() => {
+            M::decode(any.value.as_slice()).ok()
+        }
+        _ => None,
+    }
+}
+
+fn common_secret_names(ctx: Option<&CommonTlsContext>, names: &mut BTreeSet<String>) {
+    let Some(ctx) = ctx else { return };
+    names.extend(
+        ctx.tls_certificate_sds_secret_configs
+            .iter()
+            .map(|s| s.name.clone()),
+    );
+    match &ctx.validation_context_type {
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(s)) => {
+            names.insert(s.name.clone());
+        }
+        Some(ValidationContextType::CombinedValidationContext(c)) => {
+            names.extend(
+                c.validation_context_sds_secret_config
+                    .iter()
+                    .map(|s| s.name.clone()),
+            );
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, timeout: i64) -> Cluster {
+        Cluster {
+            name: name.into(),
+            connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: timeout,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn versions_follow_content() {
+        let mut b = Snapshot::builder();
+        b.cluster(&cluster("a", 1)).cluster(&cluster("b", 1));
+        let s1 = b.build();
+        let mut b = s1.to_builder();
+        b.cluster(&cluster("b", 1));
+        let same = b.build();
+        assert_eq!(s1, same, "re-adding an identical resource changes nothing");
+        let mut b = s1.to_builder();
+        b.cluster(&cluster("b", 2));
+        let s2 = b.build();
+        assert_eq!(
+            s1.get(ResourceType::Cluster, "a"),
+            s2.get(ResourceType::Cluster, "a")
+        );
+        assert_ne!(
+            s1.get(ResourceType::Cluster, "b").unwrap().version(),
+            s2.get(ResourceType::Cluster, "b").unwrap().version()
+        );
+        assert_ne!(
+            s1.version(ResourceType::Cluster),
+            s2.version(ResourceType::Cluster)
+        );
+        assert_eq!(
+            s1.version(ResourceType::Listener),
+            s2.version(ResourceType::Listener)
+        );
+    }
+
+    #[test]
+    fn unreferenced_secrets_are_dropped() {
+        use envoy_types::pb::envoy::config::listener::v3::FilterChain;
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SdsSecretConfig;
+        let tls = DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                    name: "edge/site-cert".into(),
+                    sds_config: None,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let listener = Listener {
+            name: "https".into(),
+            filter_chains: vec![FilterChain {
+                transport_socket: Some(TransportSocket {
+                    name: "envoy.transport_sockets.tls".into(),
+                    config_type: Some(TsConfig::TypedConfig(Any {
+                        type_url: DownstreamTlsContext::type_url(),
+                        value: tls.encode_to_vec(),
+                    })),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut b = Snapshot::builder();
+        b.listener(&listener)
+            .secret(&Secret {
+                name: "edge/site-cert".into(),
+                ..Default::default()
+            })
+            .secret(&Secret {
+                name: "other/stolen".into(),
+                ..Default::default()
+            });
+        let s = b.build();
+        let names: Vec<_> = s.resources(ResourceType::Secret).keys().cloned().collect();
+        assert_eq!(names, vec!["edge/site-cert"]);
+    }
+
+    #[test]
+    fn type_urls_round_trip() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_type_url(t.type_url()), Some(t));
+        }
+        assert_eq!(
+            Resource::new("x", &cluster("x", 1)).body().type_url,
+            ResourceType::Cluster.type_url()
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! The incremental (delta) ADS state machine of one stream, independent of gRPC.
+//!
+//! Per type it tracks what the client subscribed to (names, wildcard) and which version of each
+//! resource it has been sent (seeded from `initial_resource_versions` on reconnect). A response
+//! carries only resources whose version the client does not have, plus removals; a response
+//! that would carry nothing is not sent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+
+use super::status::StreamGuard;
+use crate::snapshot::{ResourceType, Snapshot};
+
+#[derive(Debug, Default)]
+struct TypeState {
+    wildcard: bool,
+    subscribed: BTreeSet<String>,
+    /// Version of each resource the client has been sent (or told us it has).
+    known: HashMap<String, String>,
+    /// Names (re)subscribed since the last response: sent even if the client has them.
+    force: BTreeSet<String>,
+}
+
+/// What the stream needs to report upward.
+#[derive(Debug, Default)]
+pub(crate) struct RequestOutcome {
+    pub(crate) responses: Vec<DeltaDiscoveryResponse>,
+    /// Secret names asked for that this gateway does not have.
+    pub(crate) denied_secrets: Vec<String>,
+}
+
+/// One delta stream's state.
+#[derive(Debug, Default)]
+pub(crate) struct DeltaState {
+    types: BTreeMap<ResourceType, TypeState>,
+    next_nonce: u64,
+    /// Nonce → (type, the snapshot version of that type when it was sent).
+    in_flight: HashMap<String, (ResourceType, String)>,
+}
+
+impl DeltaState {
+    /// Handles a request: records an ACK or NACK, applies subscription changes and answers
+    /// what they ask for.
+    pub(crate) fn on_request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+        snap: &Snapshot,
+        guard: &StreamGuard,
+    ) -> RequestOutcome {
+        let mut out = RequestOutcome::default();
+        let Some(t) = ResourceType::from_type_url(&req.type_url) else {
+            tracing::debug!(type_url = %req.type_url, "ignoring request for a type Gatehouse does not serve");
+            return out;
+        };
+        if !req.response_nonce.is_empty()
+            && let Some((_, version)) = self.in_flight.remove(&req.response_nonce)
+        {
+            match &req.error_detail {
+                Some(status) => {
+                    tracing::warn!(type_url = %req.type_url, nonce = %req.response_nonce, %version, error = %status.message, "configuration rejected by proxy (NACK)");
+                    guard.nacked(t, &req.response_nonce, &version, &status.message);
+                }
+                None => guard.acked(t, &version),
+            }
+        }
+        let first = !self.types.contains_key(&t);
+        let state = self.types.entry(t).or_default();
+        if first {
+            state.known = req.initial_resource_versions.clone().into_iter().collect();
+            // Legacy wildcard: a first CDS/LDS request naming nothing means "everything".
+            if req.resource_names_subscribe.is_empty()
+                && matches!(t, ResourceType::Cluster | ResourceType::Listener)
+            {
+                state.wildcard = true;
+            }
+        }
+        for name in &req.resource_names_subscribe {
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.subscribed.insert(name.clone());
+                state.force.insert(name.clone());
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == "*" {
+                state.wildcard = false;
+                // The client drops everything it tracked only through the wildcard.
+                let subscribed = &state.subscribed;
+                state.known.retain(|n, _| subscribed.contains(n));
+            } else {
+                state.subscribed.remove(name);
+                state.force.remove(name);
+                if !state.wildcard {
+                    state.known.remove(name);
+                }
+            }
+        }
+        if t == ResourceType::Secret {
+            out.denied_secrets = req
+                .resource_names_subscribe
+                .iter()
+                .filter(|n| snap.get(t, n).is_none())
+                .cloned()
+                .collect();
+        }
+        if let Some(resp) = self.response(t, snap, true, true) {
+            out.responses.push(resp);
+        }
+        out
+    }
+
+    /// The responses that bring the client to `snap`: upserts in make-before-break order, then
+    /// removals in the reverse order.
+    pub(crate) fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+        let mut out = Vec::new();
+        for t in ResourceType::ALL {
+            if let Some(r) = self.response(t, snap, true, false) {
+                out.push(r);
+            }
+        }
+        for t in ResourceType::ALL.into_iter().rev() {
+            if let Some(r) = self.response(t, snap, false, true) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// One response for type `t`, or `None` if the client already has everything.
+    fn response(
+        &mut self,
+        t: ResourceType,
+        snap: &Snapshot,
+        upserts: bool,
+        removals: bool,
+    ) -> Option<DeltaDiscoveryResponse> {
+        let state = self.types.get_mut(&t)?;
+        let table = snap.resources(t);
+        let mut resources = Vec::new();
+        if upserts {
+            let wanted: Box<dyn Iterator<Item = &String>> = if state.wildcard {
+                Box::new(
+                    table
+                        .keys()
+                        .chain(state.subscribed.iter().filter(|n| !table.contains_key(*n))),
+                )
+            } else {
+                Box::new(state.subscribed.iter())
+            };
+            for name in wanted {
+                let Some(r) = table.get(name) else { continue };
+                if state.force.contains(name)
+                    || state.known.get(name).map(String::as_str) != Some(r.version())
+                {
+                    resources.push(Resource {
+                        name: name.clone(),
+                        version: r.version().to_owned(),
+                        resource: Some(r.body().clone()),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        if removals {
+            // What the client has (or asked for) that no longer exists.
+            let mut gone: BTreeSet<String> = state
+                .known
+                .keys()
+                .filter(|n| !table.contains_key(*n))
+                .cloned()
+                .collect();
+            gone.extend(
+                state
+                    .force
+                    .iter()
+                    .filter(|n| !table.contains_key(*n))
+                    .cloned(),
+            );
+            removed = gone.into_iter().collect();
+        }
+        if upserts {
+            state.force.retain(|n| !table.contains_key(n));
+        }
+        if removals {
+            state.force.retain(|n| table.contains_key(n));
+        }
+        if resources.is_empty() && removed.is_empty() {
+            return None;
+        }
+        for r in &resources {
+            state.known.insert(r.name.clone(), r.version.clone());
+        }
+        for n in &removed {
+            state.known.remove(n);
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        let version = snap.version(t).to_owned();
+        self.in_flight.insert(nonce.clone(), (t, version.clone()));
+        Some(DeltaDiscoveryResponse {
+            system_version_info: version,
+            type_url: t.type_url().to_owned(),
+            resources,
+            removed_resources: removed,
+            nonce,
+            ..Default::default()
+        })
+    }
+}

@@ -236,11 +236,13 @@ impl<S: DiscoverSnapshots> AdsService<S> {
         tokio::spawn(async move {
             let _coalescer = coalescer;
             let mut machine = M::default();
+            // Changes reach the proxy only through `on_snapshot`, in make-before-break order;
+            // requests are answered from the snapshot already applied, never a newer one.
+            let mut applied = snap_rx.borrow().clone();
             let mut next = Some(first);
             loop {
                 let responses = if let Some(req) = next.take() {
-                    let snap = snap_rx.borrow().clone();
-                    let (responses, denied) = machine.on_request(&req, &snap, &guard);
+                    let (responses, denied) = machine.on_request(&req, &applied, &guard);
                     this.denied(&spiffe, peer, denied);
                     responses
                 } else {
@@ -251,8 +253,8 @@ impl<S: DiscoverSnapshots> AdsService<S> {
                             Err(status) => { tracing::debug!(%status, "stream ended"); break; }
                         },
                         Some(()) = ticks.recv() => {
-                            let snap = snap_rx.borrow().clone();
-                            machine.on_snapshot(&snap)
+                            applied = snap_rx.borrow().clone();
+                            machine.on_snapshot(&applied)
                         }
                     }
                 };

@@ -24,6 +24,10 @@ pub(crate) enum Command {
     /// Manage the certificate authority and the xDS mTLS certificates.
     #[command(subcommand)]
     Certs(cmd::certs::CertsCommand),
+    /// Render the Envoy bootstrap of one gateway, and the SDS files it reads its certificates from.
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// Run the control plane: xDS over mTLS, certificate rotation.
+    Serve(cmd::serve::ServeArgs),
     /// Print version, git commit, rustc and target.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
@@ -34,9 +38,17 @@ pub(crate) enum Command {
 /// 0 on success, 1 when the command failed, 2 for usage errors (from clap).
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format, "warn");
+    // Long-running commands log their progress; one-shot commands only warnings.
+    let level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    logging::init(cli.log_format, level);
     let result = match cli.command {
         Command::Certs(c) => cmd::certs::run(c),
+        Command::Bootstrap(a) => cmd::bootstrap::run(&a),
+        Command::Serve(a) => cmd::serve::run(&a),
         Command::Version(a) => cmd::version::run(&a),
         Command::Completion(a) => cmd::completion::run(&a),
     };

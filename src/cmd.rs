@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub(crate) mod bootstrap;
 pub(crate) mod certs;
 pub(crate) mod completion;
+pub(crate) mod serve;
 pub(crate) mod version;
 
 /// Output format of commands that print data.

@@ -88,12 +88,20 @@ impl<S: DiscoverSnapshots> XdsServer<S> {
             self.config.handshake_timeout,
             self.config.max_concurrent_handshakes,
         ));
+        // Open ADS streams never finish on their own: tell them to end, so that the graceful
+        // shutdown of the gRPC server completes.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
         let service = AdsService::new(
             self.source,
             self.registry,
             self.config.trust_domain,
             self.config.quiet,
             self.config.max_delay,
+            stop_rx,
         );
         let result = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -37,6 +37,7 @@ pub struct AdsService<S> {
     trust_domain: TrustDomain,
     quiet: Duration,
     max_delay: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<S> Clone for AdsService<S> {
@@ -47,19 +48,21 @@ impl<S> Clone for AdsService<S> {
             trust_domain: self.trust_domain.clone(),
             quiet: self.quiet,
             max_delay: self.max_delay,
+            shutdown: self.shutdown.clone(),
         }
     }
 }
 
 impl<S: DiscoverSnapshots> AdsService<S> {
     /// A service serving `source`'s snapshots to proxies of `trust_domain`, batching changes
-    /// with a `quiet` window and a `max_delay`.
+    /// with a `quiet` window and a `max_delay`. Open streams end when `shutdown` turns true.
     pub fn new(
         source: Arc<S>,
         registry: Arc<ProxyRegistry>,
         trust_domain: TrustDomain,
         quiet: Duration,
         max_delay: Duration,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
             source,
@@ -67,6 +70,7 @@ impl<S: DiscoverSnapshots> AdsService<S> {
             trust_domain,
             quiet,
             max_delay,
+            shutdown,
         }
     }
 
@@ -75,9 +79,26 @@ impl<S: DiscoverSnapshots> AdsService<S> {
         &self,
         req: Request<Streaming<T>>,
         node_id: impl Fn(&T) -> Option<String>,
-    ) -> Result<(GatewayName, Option<SocketAddr>, T, Streaming<T>), Status> {
+    ) -> Result<
+        (
+            GatewayName,
+            Option<SocketAddr>,
+            (String, String),
+            T,
+            Streaming<T>,
+        ),
+        Status,
+    > {
         let peer = req.remote_addr();
         let certs = req.peer_certs();
+        let cert_info = certs
+            .as_ref()
+            .and_then(|c| c.first())
+            .and_then(|der| {
+                gatehouse_certs::inspect_der(der, 0, 0, std::time::SystemTime::now()).ok()
+            })
+            .map(|i| (i.sha256_fingerprint, i.not_after))
+            .unwrap_or_default();
         let gateway = authz::gateway_of(certs.as_ref().map(|c| c.as_slice()), &self.trust_domain)
             .map_err(|detail| {
             self.registry
@@ -103,7 +124,7 @@ impl<S: DiscoverSnapshots> AdsService<S> {
             return Err(Status::permission_denied(detail));
         }
         tracing::info!(gateway = %gateway, peer = ?peer, "proxy connected");
-        Ok((gateway, peer, first, inbound))
+        Ok((gateway, peer, cert_info, first, inbound))
     }
 
     /// Starts a coalescer for the gateway's snapshot; returns its receiver of ticks.
@@ -225,14 +246,20 @@ impl<S: DiscoverSnapshots> AdsService<S> {
         &self,
         req: Request<Streaming<M::Req>>,
     ) -> Result<Response<ResponseStream<M::Resp>>, Status> {
-        let (gateway, peer, first, mut inbound) = self.authenticate(req, M::node_id).await?;
+        let (gateway, peer, cert_info, first, mut inbound) =
+            self.authenticate(req, M::node_id).await?;
         let spiffe = Identity::Gateway(gateway.clone()).spiffe_id(&self.trust_domain);
-        let guard = self
-            .registry
-            .register(spiffe.clone(), gateway.to_string(), peer, M::VARIANT);
+        let guard = self.registry.register(
+            spiffe.clone(),
+            gateway.to_string(),
+            peer,
+            M::VARIANT,
+            cert_info,
+        );
         let (snap_rx, mut ticks, coalescer) = self.ticks(&gateway);
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
+        let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let _coalescer = coalescer;
             let mut machine = M::default();
@@ -247,6 +274,7 @@ impl<S: DiscoverSnapshots> AdsService<S> {
                     responses
                 } else {
                     tokio::select! {
+                        _ = shutdown.wait_for(|stop| *stop) => break,
                         msg = inbound.message() => match msg {
                             Ok(Some(req)) => { next = Some(req); continue; }
                             Ok(None) => break,

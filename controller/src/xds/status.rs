@@ -56,6 +56,10 @@ pub struct ProxyStatus {
     pub variant: &'static str,
     /// When the stream opened (RFC 3339).
     pub connected_since: String,
+    /// SHA-256 fingerprint of the client certificate the stream was opened with.
+    pub client_certificate_sha256: String,
+    /// When that certificate expires (RFC 3339).
+    pub client_certificate_not_after: String,
     /// Per resource type (CDS, EDS, SDS, LDS, RDS).
     pub types: BTreeMap<String, TypeStatus>,
 }
@@ -101,6 +105,7 @@ impl ProxyRegistry {
         gateway: String,
         peer: Option<SocketAddr>,
         variant: &'static str,
+        client_certificate: (String, String),
     ) -> StreamGuard {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.streams
@@ -115,6 +120,8 @@ impl ProxyRegistry {
                     peer,
                     variant,
                     connected_since: now(),
+                    client_certificate_sha256: client_certificate.0,
+                    client_certificate_not_after: client_certificate.1,
                     types: BTreeMap::new(),
                 },
             );

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
+use super::service::{Machine, RequestOutcome};
 use super::status::StreamGuard;
 use crate::snapshot::{ResourceType, Snapshot};
 
@@ -24,14 +25,6 @@ struct TypeState {
     force: BTreeSet<String>,
 }
 
-/// What the stream needs to report upward.
-#[derive(Debug, Default)]
-pub(crate) struct RequestOutcome {
-    pub(crate) responses: Vec<DeltaDiscoveryResponse>,
-    /// Secret names asked for that this gateway does not have.
-    pub(crate) denied_secrets: Vec<String>,
-}
-
 /// One delta stream's state.
 #[derive(Debug, Default)]
 pub(crate) struct DeltaState {
@@ -41,15 +34,28 @@ pub(crate) struct DeltaState {
     in_flight: HashMap<String, (ResourceType, String)>,
 }
 
-impl DeltaState {
-    /// Handles a request: records an ACK or NACK, applies subscription changes and answers
-    /// what they ask for.
-    pub(crate) fn on_request(
+impl Machine for DeltaState {
+    type Req = DeltaDiscoveryRequest;
+    type Resp = DeltaDiscoveryResponse;
+    const VARIANT: &'static str = "delta";
+
+    fn node_id(req: &Self::Req) -> Option<String> {
+        req.node.as_ref().map(|n| n.id.clone())
+    }
+
+    fn record(guard: &StreamGuard, r: &Self::Resp) {
+        if let Some(t) = ResourceType::from_type_url(&r.type_url) {
+            guard.sent(t, &r.system_version_info, &r.nonce);
+        }
+        tracing::debug!(type_url = %r.type_url, nonce = %r.nonce, resources = r.resources.len(), removed = r.removed_resources.len(), "delta push");
+    }
+
+    fn on_request(
         &mut self,
         req: &DeltaDiscoveryRequest,
         snap: &Snapshot,
         guard: &StreamGuard,
-    ) -> RequestOutcome {
+    ) -> RequestOutcome<DeltaDiscoveryResponse> {
         let mut out = RequestOutcome::default();
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             tracing::debug!(type_url = %req.type_url, "ignoring request for a type Gatehouse does not serve");
@@ -115,7 +121,7 @@ impl DeltaState {
 
     /// The responses that bring the client to `snap`: upserts in make-before-break order, then
     /// removals in the reverse order.
-    pub(crate) fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
         for t in ResourceType::ALL {
             if let Some(r) = self.response(t, snap, true, false) {
@@ -129,7 +135,9 @@ impl DeltaState {
         }
         out
     }
+}
 
+impl DeltaState {
     /// One response for type `t`, or `None` if the client already has everything.
     fn response(
         &mut self,

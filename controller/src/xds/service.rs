@@ -22,7 +22,7 @@ use super::delta::DeltaState;
 use super::sotw::SotwState;
 use super::status::{ProxyRegistry, StreamGuard};
 use crate::discover::DiscoverSnapshots;
-use crate::snapshot::{ResourceType, Snapshot};
+use crate::snapshot::Snapshot;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -167,6 +167,23 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What handling one request produced.
+#[derive(Debug)]
+pub(crate) struct RequestOutcome<R> {
+    pub(crate) responses: Vec<R>,
+    /// Secret names asked for that this gateway does not have.
+    pub(crate) denied_secrets: Vec<String>,
+}
+
+impl<R> Default for RequestOutcome<R> {
+    fn default() -> Self {
+        Self {
+            responses: Vec::new(),
+            denied_secrets: Vec::new(),
+        }
+    }
+}
+
 /// A stream variant's state machine, as the service drives it.
 pub(crate) trait Machine: Default + Send + 'static {
     type Req: prost::Message + Default + Send + 'static;
@@ -174,70 +191,16 @@ pub(crate) trait Machine: Default + Send + 'static {
     /// `delta` or `sotw`.
     const VARIANT: &'static str;
     fn node_id(req: &Self::Req) -> Option<String>;
-    /// Responses to a request, and the secret names it asked for that the gateway lacks.
+    /// Handles a request: an ACK or NACK, subscription changes, and what they ask for.
     fn on_request(
         &mut self,
         req: &Self::Req,
         snap: &Snapshot,
         guard: &StreamGuard,
-    ) -> (Vec<Self::Resp>, Vec<String>);
+    ) -> RequestOutcome<Self::Resp>;
     fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<Self::Resp>;
     /// Records a response in the registry and the log.
     fn record(guard: &StreamGuard, r: &Self::Resp);
-}
-
-impl Machine for DeltaState {
-    type Req = DeltaDiscoveryRequest;
-    type Resp = DeltaDiscoveryResponse;
-    const VARIANT: &'static str = "delta";
-    fn node_id(req: &Self::Req) -> Option<String> {
-        req.node.as_ref().map(|n| n.id.clone())
-    }
-    fn on_request(
-        &mut self,
-        req: &Self::Req,
-        snap: &Snapshot,
-        guard: &StreamGuard,
-    ) -> (Vec<Self::Resp>, Vec<String>) {
-        let out = DeltaState::on_request(self, req, snap, guard);
-        (out.responses, out.denied_secrets)
-    }
-    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<Self::Resp> {
-        DeltaState::on_snapshot(self, snap)
-    }
-    fn record(guard: &StreamGuard, r: &Self::Resp) {
-        if let Some(t) = ResourceType::from_type_url(&r.type_url) {
-            guard.sent(t, &r.system_version_info, &r.nonce);
-        }
-        tracing::debug!(type_url = %r.type_url, nonce = %r.nonce, resources = r.resources.len(), removed = r.removed_resources.len(), "delta push");
-    }
-}
-
-impl Machine for SotwState {
-    type Req = DiscoveryRequest;
-    type Resp = DiscoveryResponse;
-    const VARIANT: &'static str = "sotw";
-    fn node_id(req: &Self::Req) -> Option<String> {
-        req.node.as_ref().map(|n| n.id.clone())
-    }
-    fn on_request(
-        &mut self,
-        req: &Self::Req,
-        snap: &Snapshot,
-        guard: &StreamGuard,
-    ) -> (Vec<Self::Resp>, Vec<String>) {
-        let out = SotwState::on_request(self, req, snap, guard);
-        (out.responses, out.denied_secrets)
-    }
-    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<Self::Resp> {
-        SotwState::on_snapshot(self, snap)
-    }
-    fn record(guard: &StreamGuard, r: &Self::Resp) {
-        if let Some(t) = ResourceType::from_type_url(&r.type_url) {
-            guard.sent(t, &r.version_info, &r.nonce);
-        }
-        tracing::debug!(type_url = %r.type_url, nonce = %r.nonce, resources = r.resources.len(), "sotw push");
-    }
 }
 
 impl<S: DiscoverSnapshots> AdsService<S> {
@@ -269,9 +232,9 @@ impl<S: DiscoverSnapshots> AdsService<S> {
             let mut next = Some(first);
             loop {
                 let responses = if let Some(req) = next.take() {
-                    let (responses, denied) = machine.on_request(&req, &applied, &guard);
-                    this.denied(&spiffe, peer, denied);
-                    responses
+                    let out = machine.on_request(&req, &applied, &guard);
+                    this.denied(&spiffe, peer, out.denied_secrets);
+                    out.responses
                 } else {
                     tokio::select! {
                         _ = shutdown.wait_for(|stop| *stop) => break,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
+use super::service::{Machine, RequestOutcome};
 use super::status::StreamGuard;
 use crate::snapshot::{ResourceType, Snapshot};
 
@@ -19,14 +20,6 @@ struct TypeState {
     sent_names: BTreeSet<String>,
 }
 
-/// What the stream needs to report upward.
-#[derive(Debug, Default)]
-pub(crate) struct RequestOutcome {
-    pub(crate) responses: Vec<DiscoveryResponse>,
-    /// Secret names asked for that this gateway does not have.
-    pub(crate) denied_secrets: Vec<String>,
-}
-
 /// One state-of-the-world stream's state.
 #[derive(Debug, Default)]
 pub(crate) struct SotwState {
@@ -35,13 +28,28 @@ pub(crate) struct SotwState {
     in_flight: HashMap<String, String>,
 }
 
-impl SotwState {
-    pub(crate) fn on_request(
+impl Machine for SotwState {
+    type Req = DiscoveryRequest;
+    type Resp = DiscoveryResponse;
+    const VARIANT: &'static str = "sotw";
+
+    fn node_id(req: &Self::Req) -> Option<String> {
+        req.node.as_ref().map(|n| n.id.clone())
+    }
+
+    fn record(guard: &StreamGuard, r: &Self::Resp) {
+        if let Some(t) = ResourceType::from_type_url(&r.type_url) {
+            guard.sent(t, &r.version_info, &r.nonce);
+        }
+        tracing::debug!(type_url = %r.type_url, nonce = %r.nonce, resources = r.resources.len(), "sotw push");
+    }
+
+    fn on_request(
         &mut self,
         req: &DiscoveryRequest,
         snap: &Snapshot,
         guard: &StreamGuard,
-    ) -> RequestOutcome {
+    ) -> RequestOutcome<DiscoveryResponse> {
         let mut out = RequestOutcome::default();
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             tracing::debug!(type_url = %req.type_url, "ignoring request for a type Gatehouse does not serve");
@@ -87,7 +95,7 @@ impl SotwState {
 
     /// Responses for a new snapshot: sets that only grow or change go first in make-before-break
     /// order; sets that lose resources go last, in reverse order.
-    pub(crate) fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DiscoveryResponse> {
+    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DiscoveryResponse> {
         let mut shrinking = Vec::new();
         let mut out = Vec::new();
         for t in ResourceType::ALL {
@@ -108,7 +116,9 @@ impl SotwState {
         }
         out
     }
+}
 
+impl SotwState {
     fn response(
         &mut self,
         t: ResourceType,

@@ -14,7 +14,9 @@
 //! the translator (see the translation issue).
 
 mod discover;
+pub mod model;
 mod snapshot;
+pub mod translate;
 pub mod xds;
 
 pub use discover::{DiscoverSnapshots, SnapshotCache};

@@ -215,6 +215,12 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds (or replaces) a resource that is already encoded and shared.
+    pub fn insert_shared(&mut self, t: ResourceType, resource: Arc<Resource>) -> &mut Self {
+        self.tables[t.index()].insert(resource.name.clone(), resource);
+        self
+    }
+
     /// Removes a resource.
     pub fn remove(&mut self, t: ResourceType, name: &str) -> &mut Self {
         self.tables[t.index()].remove(name);

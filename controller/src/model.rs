@@ -1,0 +1,119 @@
+//! The configuration model: Gateway API and `gatehouse.dev` objects as read from files (or, in
+//! Kubernetes mode, from the API), each with where it came from.
+
+mod gatehouse;
+mod gateway_api;
+mod load;
+mod meta;
+
+pub use gatehouse::*;
+pub use gateway_api::*;
+pub use load::{Diagnostic, Objects, config_files, load_dir, load_text};
+pub use meta::{Kind, ObjectKey, ObjectMeta, Origin};
+
+/// Every object of the configuration, by kind, namespace and name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// GatewayClasses (cluster-scoped: namespace is empty).
+    pub gateway_classes: Objects<GatewayClass>,
+    /// Gateways.
+    pub gateways: Objects<Gateway>,
+    /// HTTPRoutes.
+    pub http_routes: Objects<HttpRoute>,
+    /// GRPCRoutes.
+    pub grpc_routes: Objects<GrpcRoute>,
+    /// ReferenceGrants.
+    pub reference_grants: Objects<ReferenceGrant>,
+    /// Secrets.
+    pub secrets: Objects<Secret>,
+    /// Backends.
+    pub backends: Objects<Backend>,
+    /// SecurityPolicies.
+    pub security_policies: Objects<SecurityPolicy>,
+}
+
+macro_rules! inserter {
+    ($fn:ident, $field:ident, $ty:ty, $kind:expr, $namespaced:expr) => {
+        pub(crate) fn $fn(&mut self, o: $ty, origin: Origin) -> Option<Origin> {
+            let ns = if $namespaced {
+                o.metadata.ns().to_owned()
+            } else {
+                String::new()
+            };
+            let key = ObjectKey::new($kind, &ns, &o.metadata.name);
+            load::insert(&mut self.$field, key, o, origin)
+        }
+    };
+}
+
+impl Config {
+    inserter!(
+        insert_gateway_class,
+        gateway_classes,
+        GatewayClass,
+        Kind::GatewayClass,
+        false
+    );
+    inserter!(insert_gateway, gateways, Gateway, Kind::Gateway, true);
+    inserter!(
+        insert_http_route,
+        http_routes,
+        HttpRoute,
+        Kind::HTTPRoute,
+        true
+    );
+    inserter!(
+        insert_grpc_route,
+        grpc_routes,
+        GrpcRoute,
+        Kind::GRPCRoute,
+        true
+    );
+    inserter!(
+        insert_reference_grant,
+        reference_grants,
+        ReferenceGrant,
+        Kind::ReferenceGrant,
+        true
+    );
+    inserter!(insert_secret, secrets, Secret, Kind::Secret, true);
+    inserter!(insert_backend, backends, Backend, Kind::Backend, true);
+    inserter!(
+        insert_security_policy,
+        security_policies,
+        SecurityPolicy,
+        Kind::SecurityPolicy,
+        true
+    );
+
+    /// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects in `from_ns` refer to the
+    /// `to_kind` object `to_name` (group `to_group`).
+    pub fn reference_granted(
+        &self,
+        from_group: &str,
+        from_kind: &str,
+        from_ns: &str,
+        to_group: &str,
+        to_kind: &str,
+        to_ns: &str,
+        to_name: &str,
+    ) -> bool {
+        if from_ns == to_ns {
+            return true;
+        }
+        self.reference_grants
+            .iter()
+            .filter(|((ns, _), _)| ns == to_ns)
+            .any(|(_, (g, _))| {
+                g.spec
+                    .from
+                    .iter()
+                    .any(|f| f.group == from_group && f.kind == from_kind && f.namespace == from_ns)
+                    && g.spec.to.iter().any(|t| {
+                        t.group == to_group
+                            && t.kind == to_kind
+                            && t.name.as_deref().is_none_or(|n| n == to_name)
+                    })
+            })
+    }
+}

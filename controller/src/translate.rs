@@ -1,0 +1,1141 @@
+//! Gateway API to Envoy: each Gateway of a Gatehouse GatewayClass becomes one snapshot (the
+//! configuration of that gateway's Envoy), plus the status of every object.
+//!
+//! Translation is incremental: every stage keeps its last outputs keyed by a hash of its
+//! inputs, so a change to one route re-translates that route and rebuilds the one route table
+//! it is in; everything else is reused as is (already encoded). [`TranslateStats`] counts
+//! what was translated and what was reused.
+
+mod envoy;
+mod hostnames;
+mod routes;
+mod static_config;
+mod status;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, Secret as EnvoySecret, TlsCertificate, secret,
+};
+use gatehouse_certs::GatewayName;
+
+use crate::model::{
+    BackendObjectReference, CONTROLLER_NAME, Config, Gateway, HttpBackendRef, Kind, ObjectKey,
+    Origin, ParentReference,
+};
+use crate::snapshot::{Resource, ResourceType, Snapshot};
+use routes::{ResolvedBackends, RouteEntry};
+pub use static_config::{StaticConfigError, static_bootstrap};
+pub use status::{Condition, ObjectStatus};
+
+/// How translation adapts to where Envoy runs.
+#[derive(Clone, Debug)]
+pub struct TranslateOptions {
+    /// The address Envoy's listeners bind (`0.0.0.0` in a cluster, `127.0.0.1` for `up`).
+    pub bind_address: String,
+    /// The lowest listener port accepted (1024 for a non-root Envoy).
+    pub min_port: u16,
+}
+
+impl Default for TranslateOptions {
+    fn default() -> Self {
+        Self {
+            bind_address: "0.0.0.0".into(),
+            min_port: 1,
+        }
+    }
+}
+
+/// What one translation did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TranslateStats {
+    /// Route attachments (route × listener) translated to Envoy routes.
+    pub routes_translated: usize,
+    /// Route attachments reused from the previous translation.
+    pub routes_reused: usize,
+    /// Route configurations built and encoded.
+    pub route_tables_built: usize,
+    /// Route configurations reused.
+    pub route_tables_reused: usize,
+    /// Clusters (and their endpoints) built.
+    pub clusters_built: usize,
+    /// Clusters reused.
+    pub clusters_reused: usize,
+    /// Listeners built.
+    pub listeners_built: usize,
+    /// Listeners reused.
+    pub listeners_reused: usize,
+}
+
+/// The result of a translation.
+#[derive(Clone, Debug, Default)]
+pub struct Translation {
+    /// Each gateway's configuration.
+    pub snapshots: BTreeMap<GatewayName, Snapshot>,
+    /// The status of every object.
+    pub status: Vec<ObjectStatus>,
+    /// What this translation did.
+    pub stats: TranslateStats,
+}
+
+fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// A cache of outputs keyed by name, each valid for one input hash.
+#[derive(Debug)]
+struct Cache<V> {
+    entries: HashMap<String, (u64, V)>,
+    used: BTreeSet<String>,
+}
+
+impl<V> Default for Cache<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            used: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V: Clone> Cache<V> {
+    /// The cached value if its inputs hash to `input`, else builds it. Returns whether it was
+    /// built.
+    fn get_or_build(&mut self, key: &str, input: u64, build: impl FnOnce() -> V) -> (V, bool) {
+        self.used.insert(key.to_owned());
+        if let Some((h, v)) = self.entries.get(key)
+            && *h == input
+        {
+            return (v.clone(), false);
+        }
+        let v = build();
+        self.entries.insert(key.to_owned(), (input, v.clone()));
+        (v, true)
+    }
+
+    /// Forgets what this round did not use.
+    fn sweep(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.entries.retain(|k, _| used.contains(k));
+    }
+}
+
+/// A listener of a Gateway that passed validation.
+#[derive(Clone, Debug, Hash)]
+struct ListenerInfo {
+    name: String,
+    port: u16,
+    https: bool,
+    hostname: Option<String>,
+    certificates: Vec<String>,
+    allowed_from: String,
+    allowed_selector: BTreeMap<String, String>,
+    allowed_kinds: Vec<String>,
+}
+
+/// One route attached to one listener.
+#[derive(Clone, Debug)]
+struct Attachment {
+    listener: String,
+    hostnames: Vec<String>,
+}
+
+/// Keeps the previous translation's outputs to translate incrementally.
+#[derive(Debug, Default)]
+pub struct Translator {
+    options: TranslateOptions,
+    routes: Cache<Arc<Result<Vec<RouteEntry>, String>>>,
+    tables: Cache<Arc<Resource>>,
+    clusters: Cache<(Arc<Resource>, Arc<Resource>)>,
+    listeners: Cache<Arc<Resource>>,
+}
+
+impl Translator {
+    /// A translator with `options`.
+    pub fn new(options: TranslateOptions) -> Self {
+        Self {
+            options,
+            ..Default::default()
+        }
+    }
+
+    /// Translates `config`.
+    pub fn translate(&mut self, config: &Config) -> Translation {
+        let mut out = Translation::default();
+        let ours = self.classes(config, &mut out.status);
+        let mut per_gateway: BTreeMap<GatewayName, GatewayWork> = BTreeMap::new();
+
+        for ((ns, name), (gw, origin)) in &config.gateways {
+            if !ours.contains(&gw.spec.gateway_class_name) {
+                continue;
+            }
+            let Ok(gw_name) = format!("{ns}/{name}").parse::<GatewayName>() else {
+                continue;
+            };
+            let (work, status) = self.gateway(config, ns, gw, origin);
+            out.status.push(status);
+            per_gateway.insert(gw_name, work);
+        }
+
+        self.attach_routes(config, &mut per_gateway, &mut out);
+
+        for (gw_name, work) in per_gateway {
+            let snap = self.assemble(config, &work, &mut out.stats);
+            out.snapshots.insert(gw_name, snap);
+        }
+        self.status_of_backends(config, &mut out.status);
+        self.routes.sweep();
+        self.tables.sweep();
+        self.clusters.sweep();
+        self.listeners.sweep();
+        out
+    }
+
+    fn classes(&self, config: &Config, status: &mut Vec<ObjectStatus>) -> BTreeSet<String> {
+        let mut ours = BTreeSet::new();
+        for ((_, name), (class, origin)) in &config.gateway_classes {
+            if class.spec.controller_name != CONTROLLER_NAME {
+                continue;
+            }
+            ours.insert(name.clone());
+            status.push(ObjectStatus {
+                object: ObjectKey::new(Kind::GatewayClass, "", name),
+                origin: origin.clone(),
+                conditions: vec![Condition::ok(
+                    "Accepted",
+                    "Accepted",
+                    "handled by Gatehouse",
+                )],
+                parts: vec![],
+            });
+        }
+        ours
+    }
+
+    fn gateway(
+        &self,
+        config: &Config,
+        ns: &str,
+        gw: &Gateway,
+        origin: &Origin,
+    ) -> (GatewayWork, ObjectStatus) {
+        let mut parts = Vec::new();
+        let mut listeners = Vec::new();
+        let mut by_port: BTreeMap<u16, (bool, Vec<Option<String>>)> = BTreeMap::new();
+        for l in &gw.spec.listeners {
+            let e = by_port
+                .entry(l.port)
+                .or_insert((l.protocol == "HTTPS", Vec::new()));
+            e.1.push(l.hostname.clone());
+        }
+        for l in &gw.spec.listeners {
+            let mut conds = Vec::new();
+            let https = l.protocol == "HTTPS";
+            let mut accepted = true;
+            if l.protocol != "HTTP" && l.protocol != "HTTPS" {
+                conds.push(Condition::fail(
+                    "Accepted",
+                    "UnsupportedProtocol",
+                    format!("protocol `{}` is not supported (HTTP, HTTPS)", l.protocol),
+                ));
+                accepted = false;
+            } else if l.port < self.options.min_port {
+                conds.push(Condition::fail(
+                    "Accepted",
+                    "PortUnavailable",
+                    format!("port {} is below {}: Envoy runs without privileges; use a port of {} or more", l.port, self.options.min_port, self.options.min_port),
+                ));
+                accepted = false;
+            } else if l.hostname.as_deref().is_some_and(|h| !hostnames::valid(h)) {
+                conds.push(Condition::fail(
+                    "Accepted",
+                    "UnsupportedValue",
+                    format!(
+                        "hostname `{}` is not a valid hostname",
+                        l.hostname.as_deref().unwrap_or_default()
+                    ),
+                ));
+                accepted = false;
+            }
+            let (port_https, hosts) = &by_port[&l.port];
+            if *port_https != https {
+                conds.push(Condition::ok(
+                    "Conflicted",
+                    "ProtocolConflict",
+                    format!("port {} is used with another protocol", l.port),
+                ));
+                accepted = false;
+            } else if hosts.iter().filter(|h| **h == l.hostname).count() > 1 {
+                conds.push(Condition::ok(
+                    "Conflicted",
+                    "HostnameConflict",
+                    format!("another listener on port {} has the same hostname", l.port),
+                ));
+                accepted = false;
+            } else {
+                conds.push(Condition::fail("Conflicted", "NoConflicts", "no conflicts"));
+            }
+            let mut certificates = Vec::new();
+            let mut refs_ok = true;
+            if https {
+                let tls = l.tls.as_ref();
+                if tls
+                    .and_then(|t| t.mode.as_deref())
+                    .is_some_and(|m| m != "Terminate")
+                {
+                    conds.push(Condition::fail(
+                        "Accepted",
+                        "UnsupportedValue",
+                        "TLS mode must be Terminate",
+                    ));
+                    accepted = false;
+                }
+                let refs = tls
+                    .map(|t| t.certificate_refs.as_slice())
+                    .unwrap_or_default();
+                if refs.is_empty() {
+                    conds.push(Condition::fail(
+                        "ResolvedRefs",
+                        "InvalidCertificateRef",
+                        "an HTTPS listener needs tls.certificateRefs",
+                    ));
+                    refs_ok = false;
+                }
+                for r in refs {
+                    let r_ns = r.namespace.as_deref().unwrap_or(ns);
+                    if r.kind.as_deref().is_some_and(|k| k != "Secret")
+                        || r.group.as_deref().is_some_and(|g| !g.is_empty())
+                    {
+                        conds.push(Condition::fail(
+                            "ResolvedRefs",
+                            "InvalidCertificateRef",
+                            format!("`{}` is not a Secret", r.name),
+                        ));
+                        refs_ok = false;
+                    } else if !config.reference_granted(
+                        "gateway.networking.k8s.io",
+                        "Gateway",
+                        ns,
+                        "",
+                        "Secret",
+                        r_ns,
+                        &r.name,
+                    ) {
+                        conds.push(Condition::fail(
+                            "ResolvedRefs",
+                            "RefNotPermitted",
+                            format!(
+                                "no ReferenceGrant in `{r_ns}` lets this Gateway use Secret `{}`",
+                                r.name
+                            ),
+                        ));
+                        refs_ok = false;
+                    } else {
+                        match tls_secret(config, r_ns, &r.name) {
+                            Ok(_) => certificates.push(format!("tls/{r_ns}/{}", r.name)),
+                            Err(e) => {
+                                conds.push(Condition::fail(
+                                    "ResolvedRefs",
+                                    "InvalidCertificateRef",
+                                    e,
+                                ));
+                                refs_ok = false;
+                            }
+                        }
+                    }
+                }
+            }
+            if refs_ok {
+                conds.push(Condition::ok(
+                    "ResolvedRefs",
+                    "ResolvedRefs",
+                    "references resolved",
+                ));
+            }
+            if accepted {
+                conds.push(Condition::ok("Accepted", "Accepted", "listener accepted"));
+            }
+            let programmed = accepted && refs_ok;
+            conds.push(if programmed {
+                Condition::ok("Programmed", "Programmed", "listener programmed")
+            } else {
+                Condition::fail("Programmed", "Invalid", "listener not programmed")
+            });
+            parts.push((l.name.clone(), conds));
+            if programmed {
+                let ar = l.allowed_routes.as_ref();
+                let nsr = ar.and_then(|a| a.namespaces.as_ref());
+                listeners.push(ListenerInfo {
+                    name: l.name.clone(),
+                    port: l.port,
+                    https,
+                    hostname: l.hostname.clone(),
+                    certificates,
+                    allowed_from: nsr
+                        .and_then(|n| n.from.clone())
+                        .unwrap_or_else(|| "Same".into()),
+                    allowed_selector: nsr
+                        .and_then(|n| n.selector.as_ref())
+                        .map(|s| s.match_labels.clone())
+                        .unwrap_or_default(),
+                    allowed_kinds: ar
+                        .map(|a| a.kinds.iter().map(|k| k.kind.clone()).collect())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let any = !listeners.is_empty();
+        let status = ObjectStatus {
+            object: ObjectKey::new(Kind::Gateway, ns, &gw.metadata.name),
+            origin: origin.clone(),
+            conditions: vec![
+                Condition::ok("Accepted", "Accepted", "gateway accepted"),
+                if any {
+                    Condition::ok(
+                        "Programmed",
+                        "Programmed",
+                        "configuration sent to the gateway's Envoy",
+                    )
+                } else {
+                    Condition::fail("Programmed", "Invalid", "no listener could be programmed")
+                },
+            ],
+            parts,
+        };
+        (
+            GatewayWork {
+                namespace: ns.to_owned(),
+                listeners,
+                routes: BTreeMap::new(),
+                clusters: BTreeMap::new(),
+            },
+            status,
+        )
+    }
+}
+
+/// What one gateway's snapshot is assembled from.
+#[derive(Debug)]
+struct GatewayWork {
+    namespace: String,
+    listeners: Vec<ListenerInfo>,
+    /// Route table name → (hostnames, route entries) of each attached route.
+    routes: BTreeMap<String, Vec<(Vec<String>, Arc<Result<Vec<RouteEntry>, String>>)>>,
+    /// Cluster name → (backend key, http2).
+    clusters: BTreeMap<String, (BackendKey, bool)>,
+}
+
+/// A resolved backend: a `gatehouse.dev` Backend by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct BackendKey {
+    namespace: String,
+    name: String,
+}
+
+/// Reads a `kubernetes.io/tls` Secret: certificate chain and key, checked to belong together.
+fn tls_secret(config: &Config, ns: &str, name: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let Some((s, _)) = config.secrets.get(&(ns.to_owned(), name.to_owned())) else {
+        return Err(format!("Secret `{ns}/{name}` not found"));
+    };
+    if s.secret_type.as_deref() != Some("kubernetes.io/tls") {
+        return Err(format!(
+            "Secret `{ns}/{name}` is not of type kubernetes.io/tls"
+        ));
+    }
+    let (Some(crt), Some(key)) = (s.value("tls.crt"), s.value("tls.key")) else {
+        return Err(format!("Secret `{ns}/{name}` lacks tls.crt or tls.key"));
+    };
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&crt)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("Secret `{ns}/{name}`: tls.crt is not PEM certificates: {e}"))?;
+    let der_key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key)
+        .map_err(|e| format!("Secret `{ns}/{name}`: tls.key is not a PEM private key: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "Secret `{ns}/{name}`: tls.crt holds no certificate"
+        ));
+    }
+    rustls::sign::CertifiedKey::from_der(chain, der_key, &gatehouse_certs::provider()).map_err(
+        |e| format!("Secret `{ns}/{name}`: tls.key does not match tls.crt or is unsupported ({e})"),
+    )?;
+    Ok((crt, key))
+}
+
+fn route_ns_allowed(config: &Config, l: &ListenerInfo, gw_ns: &str, route_ns: &str) -> bool {
+    let _ = config;
+    match l.allowed_from.as_str() {
+        "All" => true,
+        "Selector" => l
+            .allowed_selector
+            .iter()
+            .all(|(k, v)| k == "kubernetes.io/metadata.name" && v == route_ns),
+        _ => gw_ns == route_ns,
+    }
+}
+
+/// A route of either kind.
+enum AnyRoute<'a> {
+    Http(&'a crate::model::HttpRoute),
+    Grpc(&'a crate::model::GrpcRoute),
+}
+
+impl AnyRoute<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Http(_) => Kind::HTTPRoute,
+            Self::Grpc(_) => Kind::GRPCRoute,
+        }
+    }
+
+    fn parent_refs(&self) -> &[ParentReference] {
+        match self {
+            Self::Http(r) => &r.spec.parent_refs,
+            Self::Grpc(r) => &r.spec.parent_refs,
+        }
+    }
+
+    fn hostnames(&self) -> &[String] {
+        match self {
+            Self::Http(r) => &r.spec.hostnames,
+            Self::Grpc(r) => &r.spec.hostnames,
+        }
+    }
+
+    fn rule_backends(&self) -> Vec<&[HttpBackendRef]> {
+        match self {
+            Self::Http(r) => r
+                .spec
+                .rules
+                .iter()
+                .map(|x| x.backend_refs.as_slice())
+                .collect(),
+            Self::Grpc(r) => r
+                .spec
+                .rules
+                .iter()
+                .map(|x| x.backend_refs.as_slice())
+                .collect(),
+        }
+    }
+
+    fn mirrors(&self) -> Vec<Vec<BackendObjectReference>> {
+        match self {
+            Self::Http(r) => r
+                .spec
+                .rules
+                .iter()
+                .map(|rule| {
+                    rule.filters
+                        .iter()
+                        .filter_map(|f| f.request_mirror.as_ref())
+                        .map(|m| m.backend_ref.clone())
+                        .collect()
+                })
+                .collect(),
+            Self::Grpc(r) => r.spec.rules.iter().map(|_| Vec::new()).collect(),
+        }
+    }
+}
+
+/// A backend reference resolved to a cluster.
+type Resolved = (String, BackendKey, bool);
+
+/// The route table of a listener: one per HTTP port, one per HTTPS listener.
+fn table_name(l: &ListenerInfo) -> String {
+    if l.https {
+        format!("https-{}-{}", l.port, l.name)
+    } else {
+        format!("http-{}", l.port)
+    }
+}
+
+impl Translator {
+    fn attach_routes(
+        &mut self,
+        config: &Config,
+        gateways: &mut BTreeMap<GatewayName, GatewayWork>,
+        out: &mut Translation,
+    ) {
+        let http = config
+            .http_routes
+            .iter()
+            .map(|(k, (r, o))| (k, AnyRoute::Http(r), o));
+        let grpc = config
+            .grpc_routes
+            .iter()
+            .map(|(k, (r, o))| (k, AnyRoute::Grpc(r), o));
+        let all: Vec<_> = http.chain(grpc).collect();
+        for ((ns, name), route, origin) in all {
+            let kind = route.kind();
+            let mut parts = Vec::new();
+            for pr in route.parent_refs() {
+                let Some((gw_name, attachments, accepted)) =
+                    attach_one(config, gateways, ns, kind, pr, route.hostnames())
+                else {
+                    continue;
+                };
+                let label = format!(
+                    "{gw_name}{}",
+                    pr.section_name
+                        .as_ref()
+                        .map(|s| format!("/{s}"))
+                        .unwrap_or_default()
+                );
+                let grpc = kind == Kind::GRPCRoute;
+                let mut problems = Vec::new();
+                let mut clusters: Vec<Resolved> = Vec::new();
+                let backends: Vec<ResolvedBackends> = route
+                    .rule_backends()
+                    .iter()
+                    .map(|refs| {
+                        refs.iter()
+                            .map(|r| {
+                                match resolve_backend(config, ns, kind, &r.object_ref(), grpc) {
+                                    Ok(res) => {
+                                        let c = res.0.clone();
+                                        clusters.push(res);
+                                        (Some(c), r.weight.unwrap_or(1))
+                                    }
+                                    Err(p) => {
+                                        problems.push(p);
+                                        (None, r.weight.unwrap_or(1))
+                                    }
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mirrors: Vec<Vec<Option<String>>> = route
+                    .mirrors()
+                    .iter()
+                    .map(|ms| {
+                        ms.iter()
+                            .map(|m| match resolve_backend(config, ns, kind, m, false) {
+                                Ok(res) => {
+                                    let c = res.0.clone();
+                                    clusters.push(res);
+                                    Some(c)
+                                }
+                                Err(p) => {
+                                    problems.push(p);
+                                    None
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let refs_cond = match problems.first() {
+                    None => Condition::ok("ResolvedRefs", "ResolvedRefs", "references resolved"),
+                    Some((reason, msg)) => Condition::fail("ResolvedRefs", reason, msg.clone()),
+                };
+                let mut accepted = accepted;
+                if accepted.status == "True" {
+                    let route_name = format!("{kind}/{ns}/{name}");
+                    for att in &attachments {
+                        let Some(work) = gateways.get_mut(&gw_name) else {
+                            continue;
+                        };
+                        let Some(listener) = work
+                            .listeners
+                            .iter()
+                            .find(|l| l.name == att.listener)
+                            .cloned()
+                        else {
+                            continue;
+                        };
+                        for (c, key, h2) in &clusters {
+                            work.clusters.insert(c.clone(), (key.clone(), *h2));
+                        }
+                        let cache_key = format!("{gw_name}|{}|{route_name}", att.listener);
+                        let input = match &route {
+                            AnyRoute::Http(r) => hash_of(&(&r.spec.rules, &backends, &mirrors)),
+                            AnyRoute::Grpc(r) => hash_of(&(&r.spec.rules, &backends)),
+                        };
+                        let (entries, built) = self.routes.get_or_build(&cache_key, input, || {
+                            Arc::new(translate_rules(&route, &route_name, &backends, &mirrors))
+                        });
+                        if built {
+                            out.stats.routes_translated += 1;
+                        } else {
+                            out.stats.routes_reused += 1;
+                        }
+                        if let Err(e) = entries.as_ref() {
+                            accepted = Condition::fail("Accepted", "UnsupportedValue", e.clone());
+                            continue;
+                        }
+                        work.routes
+                            .entry(table_name(&listener))
+                            .or_default()
+                            .push((att.hostnames.clone(), entries));
+                    }
+                }
+                parts.push((label, vec![accepted, refs_cond]));
+            }
+            out.status.push(ObjectStatus {
+                object: ObjectKey::new(kind, ns, name),
+                origin: origin.clone(),
+                conditions: vec![],
+                parts,
+            });
+        }
+    }
+
+    /// Builds the gateway's snapshot from its listeners, attached routes and clusters, reusing
+    /// whatever did not change.
+    fn assemble(
+        &mut self,
+        config: &Config,
+        work: &GatewayWork,
+        stats: &mut TranslateStats,
+    ) -> Snapshot {
+        let mut b = Snapshot::builder();
+        // Clusters and their endpoints.
+        for (cluster, (key, h2)) in &work.clusters {
+            let Some((backend, _)) = config
+                .backends
+                .get(&(key.namespace.clone(), key.name.clone()))
+            else {
+                continue;
+            };
+            let input = hash_of(&(&backend.spec, h2));
+            let ((c, e), built) =
+                self.clusters
+                    .get_or_build(&format!("{}|{cluster}", work.namespace), input, || {
+                        let tls = backend.spec.tls.as_ref().and_then(|t| {
+                            t.ca_certificate_refs.first().map(|r| {
+                                (t.sni.clone(), format!("ca/{}/{}", key.namespace, r.name))
+                            })
+                        });
+                        let c = envoy::eds_cluster(
+                            cluster,
+                            *h2,
+                            tls.as_ref().map(|(s, c)| (s.as_str(), c.as_str())),
+                        );
+                        let eps: Vec<(String, u16)> = backend
+                            .spec
+                            .endpoints
+                            .iter()
+                            .map(|e| (e.address.clone(), e.port))
+                            .collect();
+                        let e = envoy::load_assignment(cluster, &eps);
+                        (
+                            Arc::new(Resource::new(cluster.clone(), &c)),
+                            Arc::new(Resource::new(cluster.clone(), &e)),
+                        )
+                    });
+            if built {
+                stats.clusters_built += 1;
+            } else {
+                stats.clusters_reused += 1;
+            }
+            b.insert_shared(ResourceType::Cluster, c);
+            b.insert_shared(ResourceType::Endpoint, e);
+            if let Some(t) = &backend.spec.tls {
+                for r in &t.ca_certificate_refs {
+                    if let Some(s) = ca_secret(config, &key.namespace, &r.name) {
+                        b.secret(&s);
+                    }
+                }
+            }
+        }
+        // Route tables: one per HTTP port and one per HTTPS listener, virtual hosts by hostname,
+        // routes in Gateway API precedence.
+        let mut tables = BTreeSet::new();
+        for l in &work.listeners {
+            tables.insert(table_name(l));
+        }
+        for table in &tables {
+            let attached = work
+                .routes
+                .get(table)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let input = hash_of(
+                &attached
+                    .iter()
+                    .map(|(h, e)| (h.clone(), Arc::as_ptr(e) as usize))
+                    .collect::<Vec<_>>(),
+            );
+            let (rc, built) =
+                self.tables
+                    .get_or_build(&format!("{}|{table}", work.namespace), input, || {
+                        let mut hosts: BTreeMap<String, Vec<&RouteEntry>> = BTreeMap::new();
+                        for (hostnames, entries) in attached {
+                            if let Ok(entries) = entries.as_ref() {
+                                for h in hostnames {
+                                    hosts.entry(h.clone()).or_default().extend(entries.iter());
+                                }
+                            }
+                        }
+                        let virtual_hosts = hosts
+                            .into_iter()
+                            .map(|(host, mut entries)| {
+                                entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+                                VirtualHost {
+                                    name: host.clone(),
+                                    domains: vec![host],
+                                    routes: entries.into_iter().map(|e| e.route.clone()).collect(),
+                                    ..Default::default()
+                                }
+                            })
+                            .collect();
+                        let rc = RouteConfiguration {
+                            name: table.clone(),
+                            virtual_hosts,
+                            ..Default::default()
+                        };
+                        Arc::new(Resource::new(table.clone(), &rc))
+                    });
+            if built {
+                stats.route_tables_built += 1;
+            } else {
+                stats.route_tables_reused += 1;
+            }
+            b.insert_shared(ResourceType::Route, rc);
+        }
+        // Listeners: one per port.
+        let mut ports: BTreeMap<u16, Vec<&ListenerInfo>> = BTreeMap::new();
+        for l in &work.listeners {
+            ports.entry(l.port).or_default().push(l);
+        }
+        for (port, ls) in ports {
+            let https = ls.iter().any(|l| l.https);
+            let name = if https {
+                format!("https-{port}")
+            } else {
+                format!("http-{port}")
+            };
+            let input = hash_of(&(&ls, &self.options.bind_address));
+            let (listener, built) =
+                self.listeners
+                    .get_or_build(&format!("{}|{name}", work.namespace), input, || {
+                        let l = if https {
+                            let mut chains: Vec<envoy::TlsChain> = ls
+                                .iter()
+                                .map(|l| envoy::TlsChain {
+                                    server_names: l.hostname.iter().cloned().collect(),
+                                    certificates: l.certificates.clone(),
+                                    client_ca: None,
+                                    hcm: envoy::http_connection_manager(
+                                        &table_name(l),
+                                        &table_name(l),
+                                        vec![],
+                                    ),
+                                })
+                                .collect();
+                            // The catch-all chain (no SNI) goes last.
+                            chains.sort_by_key(|c| c.server_names.is_empty());
+                            envoy::https_listener(&name, &self.options.bind_address, port, &chains)
+                        } else {
+                            let hcm = envoy::http_connection_manager(&name, &name, vec![]);
+                            envoy::http_listener(&name, &self.options.bind_address, port, &hcm)
+                        };
+                        Arc::new(Resource::new(name.clone(), &l))
+                    });
+            if built {
+                stats.listeners_built += 1;
+            } else {
+                stats.listeners_reused += 1;
+            }
+            b.insert_shared(ResourceType::Listener, listener);
+        }
+        // Listener certificates.
+        for l in &work.listeners {
+            for cert in &l.certificates {
+                let mut parts = cert.splitn(3, '/').skip(1);
+                if let (Some(ns), Some(name)) = (parts.next(), parts.next())
+                    && let Ok((crt, key)) = tls_secret(config, ns, name)
+                {
+                    b.secret(&EnvoySecret {
+                        name: cert.clone(),
+                        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                            certificate_chain: Some(inline(crt)),
+                            private_key: Some(inline(key)),
+                            ..Default::default()
+                        })),
+                    });
+                }
+            }
+        }
+        b.build()
+    }
+
+    fn status_of_backends(&self, config: &Config, status: &mut Vec<ObjectStatus>) {
+        for ((ns, name), (backend, origin)) in &config.backends {
+            let bad: Vec<String> = backend
+                .spec
+                .endpoints
+                .iter()
+                .filter(|e| e.address.parse::<std::net::IpAddr>().is_err())
+                .map(|e| e.address.clone())
+                .collect();
+            let cond = if backend.spec.endpoints.is_empty() {
+                Condition::fail(
+                    "Accepted",
+                    "Invalid",
+                    "a Backend needs at least one endpoint",
+                )
+            } else if let Some(b) = bad.first() {
+                Condition::fail(
+                    "Accepted",
+                    "Invalid",
+                    format!(
+                        "endpoint address `{b}` is not an IP address (file mode resolves no names)"
+                    ),
+                )
+            } else {
+                Condition::ok("Accepted", "Accepted", "backend accepted")
+            };
+            status.push(ObjectStatus {
+                object: ObjectKey::new(Kind::Backend, ns, name),
+                origin: origin.clone(),
+                conditions: vec![cond],
+                parts: vec![],
+            });
+        }
+    }
+}
+
+fn inline(bytes: Vec<u8>) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineBytes(bytes)),
+        ..Default::default()
+    }
+}
+
+/// A CA bundle Secret (`ca.crt`) as an SDS validation context.
+fn ca_secret(config: &Config, ns: &str, name: &str) -> Option<EnvoySecret> {
+    let (s, _) = config.secrets.get(&(ns.to_owned(), name.to_owned()))?;
+    let ca = s.value("ca.crt")?;
+    Some(EnvoySecret {
+        name: format!("ca/{ns}/{name}"),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(inline(ca)),
+                ..Default::default()
+            },
+        )),
+    })
+}
+
+fn translate_rules(
+    route: &AnyRoute<'_>,
+    route_name: &str,
+    backends: &[ResolvedBackends],
+    mirrors: &[Vec<Option<String>>],
+) -> Result<Vec<RouteEntry>, String> {
+    let none = BTreeMap::new();
+    let mut all = Vec::new();
+    match route {
+        AnyRoute::Http(r) => {
+            for (i, rule) in r.spec.rules.iter().enumerate() {
+                let m = mirrors.get(i).map(Vec::as_slice).unwrap_or_default();
+                all.extend(
+                    routes::http_rule(route_name, i, rule, &backends[i], m, &none)
+                        .map_err(|e| format!("rule {i}: {e}"))?,
+                );
+            }
+        }
+        AnyRoute::Grpc(r) => {
+            for (i, rule) in r.spec.rules.iter().enumerate() {
+                all.extend(
+                    routes::grpc_rule(route_name, i, rule, &backends[i], &none)
+                        .map_err(|e| format!("rule {i}: {e}"))?,
+                );
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// Resolves a backend reference of a route in `ns` to a cluster, or says why not
+/// (`(reason, message)`).
+fn resolve_backend(
+    config: &Config,
+    ns: &str,
+    kind: Kind,
+    r: &BackendObjectReference,
+    h2: bool,
+) -> Result<Resolved, (&'static str, String)> {
+    let group = r.group.as_deref().unwrap_or("");
+    let k = r.kind.as_deref().unwrap_or("Service");
+    let target_ns = r.namespace.as_deref().unwrap_or(ns);
+    match (group, k) {
+        ("gatehouse.dev", "Backend") => {}
+        ("", "Service") => {
+            return Err((
+                "BackendNotFound",
+                format!(
+                    "Service `{target_ns}/{}`: Services need Kubernetes mode; in file mode use a gatehouse.dev Backend",
+                    r.name
+                ),
+            ));
+        }
+        _ => {
+            return Err((
+                "InvalidKind",
+                format!("backend kind `{group}/{k}` is not supported (gatehouse.dev/Backend)"),
+            ));
+        }
+    }
+    if !config.reference_granted(
+        "gateway.networking.k8s.io",
+        kind.as_str(),
+        ns,
+        "gatehouse.dev",
+        "Backend",
+        target_ns,
+        &r.name,
+    ) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "no ReferenceGrant in `{target_ns}` lets {kind}s in `{ns}` use Backend `{}`",
+                r.name
+            ),
+        ));
+    }
+    let Some((b, _)) = config.backends.get(&(target_ns.to_owned(), r.name.clone())) else {
+        return Err((
+            "BackendNotFound",
+            format!("Backend `{target_ns}/{}` not found", r.name),
+        ));
+    };
+    if b.spec.endpoints.is_empty()
+        || b.spec
+            .endpoints
+            .iter()
+            .any(|e| e.address.parse::<std::net::IpAddr>().is_err())
+    {
+        return Err((
+            "BackendNotFound",
+            format!(
+                "Backend `{target_ns}/{}` is not valid (see its status)",
+                r.name
+            ),
+        ));
+    }
+    let cluster = format!(
+        "backend/{target_ns}/{}{}",
+        r.name,
+        if h2 { "/h2" } else { "" }
+    );
+    Ok((
+        cluster,
+        BackendKey {
+            namespace: target_ns.to_owned(),
+            name: r.name.clone(),
+        },
+        h2,
+    ))
+}
+
+/// Attaches a route to the listeners a parent reference selects. `None` when the parent is not
+/// a Gatehouse Gateway (another controller's business: no status from us).
+fn attach_one(
+    config: &Config,
+    gateways: &BTreeMap<GatewayName, GatewayWork>,
+    route_ns: &str,
+    kind: Kind,
+    pr: &ParentReference,
+    route_hosts: &[String],
+) -> Option<(GatewayName, Vec<Attachment>, Condition)> {
+    if pr
+        .group
+        .as_deref()
+        .is_some_and(|g| g != "gateway.networking.k8s.io")
+        || pr.kind.as_deref().is_some_and(|k| k != "Gateway")
+    {
+        return None;
+    }
+    let gw_ns = pr.namespace.as_deref().unwrap_or(route_ns);
+    let gw_name: GatewayName = format!("{gw_ns}/{}", pr.name).parse().ok()?;
+    let Some(work) = gateways.get(&gw_name) else {
+        // A Gateway that does not exist at all is reported; one of another class is not ours.
+        if config
+            .gateways
+            .contains_key(&(gw_ns.to_owned(), pr.name.clone()))
+        {
+            return None;
+        }
+        return Some((
+            gw_name,
+            vec![],
+            Condition::fail(
+                "Accepted",
+                "NoMatchingParent",
+                format!("Gateway `{gw_ns}/{}` not found", pr.name),
+            ),
+        ));
+    };
+    let candidates: Vec<&ListenerInfo> = work
+        .listeners
+        .iter()
+        .filter(|l| {
+            pr.section_name.as_ref().is_none_or(|s| *s == l.name)
+                && pr.port.is_none_or(|p| p == l.port)
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Some((
+            gw_name,
+            vec![],
+            Condition::fail(
+                "Accepted",
+                "NoMatchingParent",
+                "no listener of the Gateway matches the parent reference's sectionName and port",
+            ),
+        ));
+    }
+    let allowed: Vec<&&ListenerInfo> = candidates
+        .iter()
+        .filter(|l| route_ns_allowed(config, l, gw_ns, route_ns))
+        .filter(|l| {
+            l.allowed_kinds.is_empty() || l.allowed_kinds.iter().any(|k| k == kind.as_str())
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Some((
+            gw_name,
+            vec![],
+            Condition::fail(
+                "Accepted",
+                "NotAllowedByListeners",
+                format!("the listeners do not allow {kind}s from namespace `{route_ns}`"),
+            ),
+        ));
+    }
+    let attachments: Vec<Attachment> = allowed
+        .iter()
+        .filter_map(|l| {
+            hostnames::intersect(l.hostname.as_deref(), route_hosts).map(|hostnames| Attachment {
+                listener: l.name.clone(),
+                hostnames,
+            })
+        })
+        .collect();
+    if attachments.is_empty() {
+        return Some((
+            gw_name,
+            vec![],
+            Condition::fail(
+                "Accepted",
+                "NoMatchingListenerHostname",
+                "no listener hostname matches the route's hostnames",
+            ),
+        ));
+    }
+    Some((
+        gw_name,
+        attachments,
+        Condition::ok("Accepted", "Accepted", "route accepted"),
+    ))
+}

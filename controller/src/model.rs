@@ -88,6 +88,10 @@ impl Config {
 
     /// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects in `from_ns` refer to the
     /// `to_kind` object `to_name` (group `to_group`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the six coordinates of a reference grant"
+    )]
     pub fn reference_granted(
         &self,
         from_group: &str,

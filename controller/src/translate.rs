@@ -9,6 +9,7 @@
 mod envoy;
 mod hostnames;
 mod routes;
+mod security;
 mod static_config;
 mod status;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, Secret as EnvoySecret, TlsCertificate, secret,
 };
@@ -30,6 +32,7 @@ use crate::model::{
 };
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 use routes::{ResolvedBackends, RouteEntry};
+pub use security::EffectiveSecurity;
 pub use static_config::{StaticConfigError, static_bootstrap};
 pub use status::{Condition, ObjectStatus};
 
@@ -79,8 +82,25 @@ pub struct Translation {
     pub snapshots: BTreeMap<GatewayName, Snapshot>,
     /// The status of every object.
     pub status: Vec<ObjectStatus>,
+    /// The effective authentication and authorization of every programmed route attachment.
+    pub security: Vec<RouteSecurity>,
     /// What this translation did.
     pub stats: TranslateStats,
+}
+
+/// The effective security of one route on one listener, for admission and for `translate`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RouteSecurity {
+    /// The route.
+    pub route: ObjectKey,
+    /// The Gateway, `NAMESPACE/NAME`.
+    pub gateway: String,
+    /// The listener (section) name.
+    pub listener: String,
+    /// The hostnames the route serves there.
+    pub hostnames: Vec<String>,
+    /// The effective security.
+    pub security: EffectiveSecurity,
 }
 
 fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
@@ -151,7 +171,7 @@ struct Attachment {
 #[derive(Debug, Default)]
 pub struct Translator {
     options: TranslateOptions,
-    routes: Cache<Arc<Result<Vec<RouteEntry>, String>>>,
+    routes: Cache<TranslatedRoute>,
     tables: Cache<Arc<Resource>>,
     clusters: Cache<(Arc<Resource>, Arc<Resource>)>,
     listeners: Cache<Arc<Resource>>,
@@ -191,6 +211,7 @@ impl Translator {
             out.snapshots.insert(gw_name, snap);
         }
         self.status_of_backends(config, &mut out.status);
+        out.status.extend(security::statuses(config));
         self.routes.sweep();
         self.tables.sweep();
         self.clusters.sweep();
@@ -412,6 +433,8 @@ impl Translator {
         (
             GatewayWork {
                 namespace: ns.to_owned(),
+                name: gw.metadata.name.clone(),
+                security: BTreeMap::new(),
                 listeners,
                 routes: BTreeMap::new(),
                 clusters: BTreeMap::new(),
@@ -421,13 +444,19 @@ impl Translator {
     }
 }
 
+/// The Envoy routes of one route attachment, or why it could not be translated.
+type TranslatedRoute = Arc<Result<Vec<RouteEntry>, String>>;
+
 /// What one gateway's snapshot is assembled from.
 #[derive(Debug)]
 struct GatewayWork {
     namespace: String,
+    name: String,
     listeners: Vec<ListenerInfo>,
     /// Route table name → (hostnames, route entries) of each attached route.
-    routes: BTreeMap<String, Vec<(Vec<String>, Arc<Result<Vec<RouteEntry>, String>>)>>,
+    routes: BTreeMap<String, Vec<(Vec<String>, TranslatedRoute)>>,
+    /// Route table name → the effective security of each attached route.
+    security: BTreeMap<String, Vec<EffectiveSecurity>>,
     /// Cluster name → (backend key, http2).
     clusters: BTreeMap<String, (BackendKey, bool)>,
 }
@@ -654,13 +683,89 @@ impl Translator {
                         for (c, key, h2) in &clusters {
                             work.clusters.insert(c.clone(), (key.clone(), *h2));
                         }
+                        let (gw_ns, gw_nm) = (work.namespace.clone(), work.name.clone());
+                        if let Some((policy, why)) = security::route_blocked_by(
+                            config,
+                            &gw_ns,
+                            &gw_nm,
+                            &att.listener,
+                            kind,
+                            ns,
+                            name,
+                        ) {
+                            accepted = Condition::fail(
+                                "Accepted",
+                                "UnsupportedValue",
+                                format!(
+                                    "SecurityPolicy `{policy}` is invalid ({why}); the route is not programmed until it is fixed"
+                                ),
+                            );
+                            continue;
+                        }
+                        let eff = security::effective(
+                            config,
+                            &gw_ns,
+                            &gw_nm,
+                            &att.listener,
+                            kind,
+                            ns,
+                            name,
+                        );
+                        let mut policy_clusters = security::PolicyClusters::new();
+                        for (r, h2) in security::backend_refs(&eff) {
+                            let policy_ns = eff
+                                .policies
+                                .last()
+                                .and_then(|p| p.split('/').next())
+                                .unwrap_or(ns)
+                                .to_owned();
+                            match resolve_backend(config, &policy_ns, Kind::SecurityPolicy, &r, h2)
+                            {
+                                Ok((c, key, h2)) => {
+                                    work.clusters.insert(c.clone(), (key, h2));
+                                    policy_clusters.insert(r, c);
+                                }
+                                Err((_, msg)) => {
+                                    accepted = Condition::fail(
+                                        "Accepted",
+                                        "UnsupportedValue",
+                                        format!("security policy backend: {msg}"),
+                                    );
+                                }
+                            }
+                        }
+                        if accepted.status != "True" {
+                            continue;
+                        }
+                        let per_filter =
+                            match security::per_route(&eff, &policy_clusters, &|policy, secret| {
+                                htpasswd(config, policy, secret)
+                            }) {
+                                Ok(m) => m,
+                                Err(e) => {
+                                    accepted = Condition::fail("Accepted", "UnsupportedValue", e);
+                                    continue;
+                                }
+                            };
                         let cache_key = format!("{gw_name}|{}|{route_name}", att.listener);
+                        let per_filter_bytes: Vec<(&String, &Vec<u8>)> =
+                            per_filter.iter().map(|(k, v)| (k, &v.value)).collect();
                         let input = match &route {
-                            AnyRoute::Http(r) => hash_of(&(&r.spec.rules, &backends, &mirrors)),
-                            AnyRoute::Grpc(r) => hash_of(&(&r.spec.rules, &backends)),
+                            AnyRoute::Http(r) => {
+                                hash_of(&(&r.spec.rules, &backends, &mirrors, &per_filter_bytes))
+                            }
+                            AnyRoute::Grpc(r) => {
+                                hash_of(&(&r.spec.rules, &backends, &per_filter_bytes))
+                            }
                         };
                         let (entries, built) = self.routes.get_or_build(&cache_key, input, || {
-                            Arc::new(translate_rules(&route, &route_name, &backends, &mirrors))
+                            Arc::new(translate_rules(
+                                &route,
+                                &route_name,
+                                &backends,
+                                &mirrors,
+                                &per_filter,
+                            ))
                         });
                         if built {
                             out.stats.routes_translated += 1;
@@ -675,6 +780,17 @@ impl Translator {
                             .entry(table_name(&listener))
                             .or_default()
                             .push((att.hostnames.clone(), entries));
+                        work.security
+                            .entry(table_name(&listener))
+                            .or_default()
+                            .push(eff.clone());
+                        out.security.push(RouteSecurity {
+                            route: ObjectKey::new(kind, ns, name),
+                            gateway: gw_name.to_string(),
+                            listener: att.listener.clone(),
+                            hostnames: att.hostnames.clone(),
+                            security: eff,
+                        });
                     }
                 }
                 parts.push((label, vec![accepted, refs_cond]));
@@ -806,6 +922,65 @@ impl Translator {
         for l in &work.listeners {
             ports.entry(l.port).or_default().push(l);
         }
+        // The HTTP filters each route table's connection manager needs.
+        let mut filters: BTreeMap<String, Vec<HttpFilter>> = BTreeMap::new();
+        for table in &tables {
+            let effs: Vec<&EffectiveSecurity> = work
+                .security
+                .get(table)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            let mut policy_clusters = security::PolicyClusters::new();
+            for e in &effs {
+                for (r, h2) in security::backend_refs(e) {
+                    let policy_ns = e
+                        .policies
+                        .last()
+                        .and_then(|p| p.split('/').next())
+                        .unwrap_or(&work.namespace)
+                        .to_owned();
+                    if let Ok((c, _, _)) =
+                        resolve_backend(config, &policy_ns, Kind::SecurityPolicy, &r, h2)
+                    {
+                        policy_clusters.insert(r, c);
+                    }
+                }
+            }
+            let fs = security::http_filters(&effs, &policy_clusters, &|policy, secret| {
+                htpasswd(config, policy, secret)
+            })
+            .unwrap_or_default();
+            filters.insert(table.clone(), fs);
+        }
+        // Client certificates required on HTTPS listeners by Gateway policies.
+        let client_ca = |l: &ListenerInfo| -> Option<(String, Vec<String>)> {
+            let eff = security::effective(
+                config,
+                &work.namespace,
+                &work.name,
+                &l.name,
+                Kind::Gateway,
+                "",
+                "",
+            );
+            let (policy, cc) = eff.client_certificate?;
+            let policy_ns = policy.split('/').next().unwrap_or_default().to_owned();
+            let r = cc.ca_certificate_refs.first()?;
+            Some((
+                format!("ca/{policy_ns}/{}", r.name),
+                cc.required_sans.clone(),
+            ))
+        };
+        for l in work.listeners.iter().filter(|l| l.https) {
+            if let Some((ca, _)) = client_ca(l) {
+                let mut parts = ca.splitn(3, '/').skip(1);
+                if let (Some(ns), Some(name)) = (parts.next(), parts.next())
+                    && let Some(s) = ca_secret(config, ns, name)
+                {
+                    b.secret(&s);
+                }
+            }
+        }
         for (port, ls) in ports {
             let https = ls.iter().any(|l| l.https);
             let name = if https {
@@ -813,7 +988,16 @@ impl Translator {
             } else {
                 format!("http-{port}")
             };
-            let input = hash_of(&(&ls, &self.options.bind_address));
+            let filter_bytes: Vec<Vec<u8>> = ls
+                .iter()
+                .flat_map(|l| filters.get(&table_name(l)).into_iter().flatten())
+                .map(prost::Message::encode_to_vec)
+                .collect();
+            let cas: Vec<Option<(String, Vec<String>)>> = ls
+                .iter()
+                .map(|l| if l.https { client_ca(l) } else { None })
+                .collect();
+            let input = hash_of(&(&ls, &self.options.bind_address, &filter_bytes, &cas));
             let (listener, built) =
                 self.listeners
                     .get_or_build(&format!("{}|{name}", work.namespace), input, || {
@@ -823,11 +1007,11 @@ impl Translator {
                                 .map(|l| envoy::TlsChain {
                                     server_names: l.hostname.iter().cloned().collect(),
                                     certificates: l.certificates.clone(),
-                                    client_ca: None,
+                                    client_ca: client_ca(l),
                                     hcm: envoy::http_connection_manager(
                                         &table_name(l),
                                         &table_name(l),
-                                        vec![],
+                                        filters.get(&table_name(l)).cloned().unwrap_or_default(),
                                     ),
                                 })
                                 .collect();
@@ -835,7 +1019,11 @@ impl Translator {
                             chains.sort_by_key(|c| c.server_names.is_empty());
                             envoy::https_listener(&name, &self.options.bind_address, port, &chains)
                         } else {
-                            let hcm = envoy::http_connection_manager(&name, &name, vec![]);
+                            let hcm = envoy::http_connection_manager(
+                                &name,
+                                &name,
+                                filters.get(&name).cloned().unwrap_or_default(),
+                            );
                             envoy::http_listener(&name, &self.options.bind_address, port, &hcm)
                         };
                         Arc::new(Resource::new(name.clone(), &l))
@@ -931,15 +1119,16 @@ fn translate_rules(
     route_name: &str,
     backends: &[ResolvedBackends],
     mirrors: &[Vec<Option<String>>],
+    per_filter: &BTreeMap<String, envoy_types::pb::google::protobuf::Any>,
 ) -> Result<Vec<RouteEntry>, String> {
-    let none = BTreeMap::new();
+    let none = per_filter;
     let mut all = Vec::new();
     match route {
         AnyRoute::Http(r) => {
             for (i, rule) in r.spec.rules.iter().enumerate() {
                 let m = mirrors.get(i).map(Vec::as_slice).unwrap_or_default();
                 all.extend(
-                    routes::http_rule(route_name, i, rule, &backends[i], m, &none)
+                    routes::http_rule(route_name, i, rule, &backends[i], m, none)
                         .map_err(|e| format!("rule {i}: {e}"))?,
                 );
             }
@@ -947,7 +1136,7 @@ fn translate_rules(
         AnyRoute::Grpc(r) => {
             for (i, rule) in r.spec.rules.iter().enumerate() {
                 all.extend(
-                    routes::grpc_rule(route_name, i, rule, &backends[i], &none)
+                    routes::grpc_rule(route_name, i, rule, &backends[i], none)
                         .map_err(|e| format!("rule {i}: {e}"))?,
                 );
             }
@@ -1138,4 +1327,11 @@ fn attach_one(
         attachments,
         Condition::ok("Accepted", "Accepted", "route accepted"),
     ))
+}
+
+/// The `.htpasswd` of a basic-auth Secret in the namespace of `policy` (`ns/name`).
+fn htpasswd(config: &Config, policy: &str, secret: &str) -> Option<String> {
+    let ns = policy.split('/').next()?;
+    let (s, _) = config.secrets.get(&(ns.to_owned(), secret.to_owned()))?;
+    String::from_utf8(s.value(".htpasswd")?).ok()
 }

@@ -319,3 +319,193 @@ fn one_route_changed_in_1000_retranslates_one_route_and_one_table() {
     );
     envoy_validates(&t.snapshots[&gw]);
 }
+
+#[test]
+fn every_kind_of_security_policy_becomes_envoy_filters_that_envoy_accepts() {
+    use base64::Engine as _;
+    let ca = std::fs::read(quickstart().join("secure-localhost.crt")).unwrap();
+    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&ca);
+    let tls = std::fs::read_to_string(quickstart().join("05-listener-certificate.yaml"))
+        .unwrap()
+        .replace("namespace: quickstart", "namespace: apps");
+    let yaml = format!(
+        "{GATEWAY}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: secure, namespace: apps}}
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+  - name: https
+    port: 8443
+    protocol: HTTPS
+    hostname: secure.localhost
+    tls: {{certificateRefs: [{{name: secure-localhost}}]}}
+---
+{tls}---
+apiVersion: v1
+kind: Secret
+metadata: {{name: client-ca, namespace: apps}}
+data: {{ca.crt: {ca_b64}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: users, namespace: apps}}
+stringData: {{.htpasswd: 'admin:{{SHA}}0DPiKuNIrrVmD8IUCuw1hQxNqZc='}}
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: Backend
+metadata: {{name: authz, namespace: apps}}
+spec: {{endpoints: [{{address: 127.0.0.1, port: 9100}}]}}
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: Backend
+metadata: {{name: idp, namespace: apps}}
+spec: {{endpoints: [{{address: 127.0.0.1, port: 9200}}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: everything, namespace: apps}}
+spec:
+  parentRefs: [{{name: edge}}]
+  rules: [{{backendRefs: [{{group: gatehouse.dev, kind: Backend, name: svc}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: public, namespace: apps}}
+spec:
+  parentRefs: [{{name: edge}}]
+  rules: [{{matches: [{{path: {{value: /public}}}}], backendRefs: [{{group: gatehouse.dev, kind: Backend, name: svc}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: mtls, namespace: apps}}
+spec:
+  parentRefs: [{{name: secure}}]
+  rules: [{{backendRefs: [{{group: gatehouse.dev, kind: Backend, name: svc}}]}}]
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: gateway-wide, namespace: apps}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: edge}}]
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example.com
+      audiences: [api]
+      remoteJwks: {{uri: 'http://127.0.0.1:9200/jwks.json', backendRef: {{group: gatehouse.dev, kind: Backend, name: idp}}}}
+  ipDeny: [192.0.2.0/24]
+  cors: {{allowOrigins: [https://app.example.com], allowMethods: [GET, POST], maxAge: 1h}}
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: route-extra, namespace: apps}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: everything}}]
+  extAuth: {{backendRef: {{group: gatehouse.dev, kind: Backend, name: authz}}, timeout: 500ms}}
+  basicAuth: {{users: {{name: users}}}}
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: public-opt-out, namespace: apps}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: public}}]
+  disableInheritedAuthentication: true
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: client-certs, namespace: apps}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: secure}}]
+  clientCertificate: {{caCertificateRefs: [{{name: client-ca}}], requiredSans: [client.example.com]}}
+"
+    );
+    let t = Translator::default().translate(&config(&yaml));
+    let problems: Vec<String> = t.status.iter().flat_map(|s| s.problems()).collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let eff = |name: &str| {
+        t.security
+            .iter()
+            .find(|s| s.route.name == name)
+            .unwrap()
+            .security
+            .clone()
+    };
+    let everything = eff("everything");
+    assert!(
+        everything.jwt.is_some()
+            && everything.ext_auth.is_some()
+            && everything.basic_auth.is_some()
+    );
+    assert_eq!(everything.ip_deny, ["192.0.2.0/24"]);
+    let public = eff("public");
+    assert!(public.authentication_disabled && public.jwt.is_none() && !public.authenticated());
+    assert_eq!(
+        public.ip_deny,
+        ["192.0.2.0/24"],
+        "authorization is still inherited"
+    );
+    assert!(eff("mtls").client_certificate.is_some());
+
+    let edge = &t.snapshots[&"apps/edge".parse().unwrap()];
+    assert!(
+        edge.get(ResourceType::Cluster, "backend/apps/authz/h2")
+            .is_some(),
+        "extAuth speaks gRPC"
+    );
+    assert!(
+        edge.get(ResourceType::Cluster, "backend/apps/idp")
+            .is_some()
+    );
+    envoy_validates(edge);
+    let secure = &t.snapshots[&"apps/secure".parse().unwrap()];
+    assert!(
+        secure
+            .get(ResourceType::Secret, "ca/apps/client-ca")
+            .is_some()
+    );
+    envoy_validates(secure);
+}
+
+#[test]
+fn an_invalid_security_policy_keeps_its_routes_unprogrammed() {
+    let yaml = format!(
+        "{GATEWAY}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: apps}}
+spec:
+  parentRefs: [{{name: edge}}]
+  rules: [{{backendRefs: [{{group: gatehouse.dev, kind: Backend, name: svc}}]}}]
+---
+apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: fail-open, namespace: apps}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}]
+  extAuth: {{backendRef: {{group: gatehouse.dev, kind: Backend, name: svc}}, failOpen: true}}
+"
+    );
+    let t = Translator::default().translate(&config(&yaml));
+    let policy = t
+        .status
+        .iter()
+        .find(|s| s.object.name == "fail-open")
+        .unwrap();
+    assert_eq!(policy.conditions[0].reason, "Invalid");
+    assert!(policy.conditions[0].message.contains("never fails open"));
+    let route = t.status.iter().find(|s| s.object.name == "r").unwrap();
+    assert_eq!(route.parts[0].1[0].status, "False");
+    assert!(route.parts[0].1[0].message.contains("fail-open"));
+    let snap = &t.snapshots[&"apps/edge".parse().unwrap()];
+    let rc = snap.get(ResourceType::Route, "http-8080").unwrap();
+    let rc = envoy_types::pb::envoy::config::route::v3::RouteConfiguration::decode(
+        rc.body().value.as_slice(),
+    )
+    .unwrap();
+    assert!(
+        rc.virtual_hosts.iter().all(|v| v.routes.is_empty()),
+        "the route is not served: {rc:?}"
+    );
+}

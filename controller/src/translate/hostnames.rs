@@ -44,9 +44,7 @@ pub(crate) fn intersect(listener: Option<&str>, route: &[String]) -> Option<Vec<
     }
     let mut out = Vec::new();
     for r in route {
-        let hit = if r == l {
-            Some(r.clone())
-        } else if wildcard_matches(l, r) {
+        let hit = if r == l || wildcard_matches(l, r) {
             Some(r.clone())
         } else if wildcard_matches(r, l) {
             Some(l.to_owned())

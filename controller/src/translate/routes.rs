@@ -565,7 +565,7 @@ mod tests {
             .unwrap()
             .remove(0)
         };
-        let mut entries = vec![
+        let mut entries = [
             m("PathPrefix", "/", 0, false),
             m("PathPrefix", "/api", 0, false),
             m("PathPrefix", "/api", 1, false),

@@ -15,7 +15,10 @@
 
 mod discover;
 pub mod model;
+pub mod run;
 mod snapshot;
+pub mod source;
+pub mod status_file;
 pub mod translate;
 pub mod xds;
 

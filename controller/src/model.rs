@@ -46,7 +46,64 @@ macro_rules! inserter {
     };
 }
 
+fn merge_map<T>(
+    into: &mut Objects<T>,
+    from: Objects<T>,
+    kind: Kind,
+    dups: &mut Vec<(ObjectKey, Origin)>,
+) {
+    for ((ns, name), (v, origin)) in from {
+        match into.entry((ns.clone(), name.clone())) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                dups.push((ObjectKey::new(kind, &ns, &name), origin))
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert((v, origin));
+            }
+        }
+    }
+}
+
 impl Config {
+    /// Adds every object of `other`; returns the ones already present (and so not added).
+    pub fn merge(&mut self, other: Config) -> Vec<(ObjectKey, Origin)> {
+        let mut dups = Vec::new();
+        merge_map(
+            &mut self.gateway_classes,
+            other.gateway_classes,
+            Kind::GatewayClass,
+            &mut dups,
+        );
+        merge_map(&mut self.gateways, other.gateways, Kind::Gateway, &mut dups);
+        merge_map(
+            &mut self.http_routes,
+            other.http_routes,
+            Kind::HTTPRoute,
+            &mut dups,
+        );
+        merge_map(
+            &mut self.grpc_routes,
+            other.grpc_routes,
+            Kind::GRPCRoute,
+            &mut dups,
+        );
+        merge_map(
+            &mut self.reference_grants,
+            other.reference_grants,
+            Kind::ReferenceGrant,
+            &mut dups,
+        );
+        merge_map(&mut self.secrets, other.secrets, Kind::Secret, &mut dups);
+        merge_map(&mut self.backends, other.backends, Kind::Backend, &mut dups);
+        merge_map(
+            &mut self.security_policies,
+            other.security_policies,
+            Kind::SecurityPolicy,
+            &mut dups,
+        );
+        dups
+    }
+
     inserter!(
         insert_gateway_class,
         gateway_classes,

@@ -18,11 +18,17 @@ const GATEWAY_ROTATION_CHECK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Where the configuration comes from: `file:DIR` (with the translation issue) or
-    /// `kubernetes` (with the Kubernetes issue). Without a source every gateway is served an
-    /// empty configuration, which checks that Envoy connects over mTLS.
+    /// Where the configuration comes from: `file:DIR` (Gateway API YAML, watched for changes)
+    /// or `kubernetes` (not available yet). Without a source every gateway is served an empty
+    /// configuration, which checks that Envoy connects over mTLS.
     #[arg(long, value_name = "file:DIR|kubernetes")]
     source: Option<String>,
+    /// Write the status (objects, conditions, proxies) here as JSON, for `gatehouse status`.
+    #[arg(long, value_name = "FILE")]
+    status_file: Option<PathBuf>,
+    /// The address Envoy's listeners bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: String,
     /// xDS listen address.
     #[arg(long, default_value = "127.0.0.1:18000", env = "GATEHOUSE_LISTEN")]
     listen: SocketAddr,
@@ -38,126 +44,195 @@ pub(crate) struct ServeArgs {
     coalesce_max: Duration,
 }
 
-pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(source) = &args.source {
-        anyhow::bail!(
-            "source `{source}` is not available in this version: the file source arrives with the Gateway API translation, the Kubernetes source after it (run without --source to serve empty configurations)"
-        );
+/// The configuration source of `--source`.
+pub(crate) fn parse_source(source: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    match source {
+        None => Ok(None),
+        Some("kubernetes") => {
+            anyhow::bail!("source `kubernetes` is not available in this version (use `file:DIR`)")
+        }
+        Some(s) => match s.strip_prefix("file:") {
+            Some(dir) if std::path::Path::new(dir).is_dir() => Ok(Some(PathBuf::from(dir))),
+            Some(dir) => anyhow::bail!("configuration directory `{dir}` does not exist"),
+            None => anyhow::bail!("source `{s}` is not `file:DIR` or `kubernetes`"),
+        },
     }
+}
+
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let dir = parse_source(args.source.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args))
-}
-
-async fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = CaStore::open(&args.certs)?;
-    let now = SystemTime::now();
-    let ca = Arc::new(store.load(now)?);
-    let anchors = store.trust_anchors()?;
-
-    // The serving certificate keeps the SANs of the stored one (default: localhost, 127.0.0.1).
-    let mut req = LeafRequest::new(Identity::Controller);
-    match store
-        .leaves()?
-        .into_iter()
-        .find(|l| l.identity == Identity::Controller)
-    {
-        Some(stored) => {
-            req.dns_names = stored.dns_names;
-            req.ip_addresses = stored.ip_addresses;
-        }
-        None => {
-            req.dns_names = vec!["localhost".into()];
-            req.ip_addresses = vec![IpAddr::from([127, 0, 0, 1])];
-        }
-    }
-    let leaf = ca.issue(&req, now)?;
-    store.write_leaf(&leaf, &anchors)?;
-    let slot = Arc::new(ReloadableCert::new(&leaf)?);
-    let tls = gatehouse_certs::server_config(&anchors, slot.clone(), Arc::new(SystemClock))?;
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    // Rotate the serving certificate in place, and keep a copy in the store for `certs inspect`.
-    let (ca2, store2, anchors2) = (ca.clone(), store.clone(), anchors.clone());
-    let rotator = Rotator::new(Arc::new(SystemClock), slot, move |now| {
-        let leaf = ca2.issue(&req, now)?;
-        store2.write_leaf(&leaf, &anchors2)?;
-        Ok(leaf)
-    });
-    tokio::spawn(rotator.run(stopped(stop_rx.clone())));
-
-    // Renew the gateways' client certificates on disk; Envoy picks them up through its
-    // watched directory.
-    let store3 = store.clone();
-    let mut stop3 = stop_rx.clone();
-    tokio::spawn(async move {
-        loop {
-            match gatehouse_certs::rotate_store(&store3, SystemTime::now()) {
-                Ok(outcomes) => {
-                    for o in outcomes {
-                        match o {
-                            RotationOutcome::Renewed {
-                                identity,
-                                new_not_after,
-                                ..
-                            } => {
-                                tracing::info!(%identity, not_after = %rfc3339(new_not_after), "certificate renewed");
-                            }
-                            RotationOutcome::Failed { identity, error } => {
-                                tracing::warn!(%identity, %error, "certificate renewal failed");
-                            }
-                            RotationOutcome::Kept { .. } => {}
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "certificate renewal failed"),
-            }
-            tokio::select! {
-                _ = stop3.wait_for(|s| *s) => return,
-                () = tokio::time::sleep(GATEWAY_ROTATION_CHECK) => {}
-            }
-        }
-    });
-
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on `{}` (is another process using it?)",
-                args.listen
-            )
-        })?;
-    let cache = Arc::new(SnapshotCache::new());
-    let registry = Arc::new(ProxyRegistry::new());
-    let config = XdsServerConfig {
-        trust_domain: ca.trust_domain().clone(),
+    let cp = ControlPlane {
+        certs: args.certs.clone(),
+        listen: args.listen,
+        config_dir: dir,
+        status_file: args.status_file.clone(),
+        bind_address: args.bind_address.clone(),
+        min_port: 1,
         quiet: args.coalesce_quiet,
         max_delay: args.coalesce_max,
-        ..XdsServerConfig::default()
     };
-    tracing::info!(listen = %args.listen, trust_domain = %ca.trust_domain(), certs = %args.certs.display(), "xds server starting");
-    eprintln!(
-        "gatehouse: serving xDS on {} (mTLS, trust domain {})",
-        args.listen,
-        ca.trust_domain()
-    );
-    XdsServer::new(cache, registry, config)
-        .serve(listener, Arc::new(tls), async move {
+    runtime.block_on(async move {
+        tokio::spawn(async move {
             shutdown_signal().await;
             let _ = stop_tx.send(true);
-        })
-        .await?;
-    tracing::info!("xds server stopped");
+        });
+        let (gw_tx, _gw_rx) = tokio::sync::watch::channel(Default::default());
+        cp.run(stop_rx, gw_tx).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The configured gateways, sent after each configuration change.
+pub(crate) type GatewaySet = std::collections::BTreeSet<gatehouse_certs::GatewayName>;
+
+/// The control plane: certificates, the xDS server and, with a configuration directory, the
+/// file source. Shared by `serve` and `up`.
+#[derive(Clone, Debug)]
+pub(crate) struct ControlPlane {
+    pub(crate) certs: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) config_dir: Option<PathBuf>,
+    pub(crate) status_file: Option<PathBuf>,
+    pub(crate) bind_address: String,
+    pub(crate) min_port: u16,
+    pub(crate) quiet: Duration,
+    pub(crate) max_delay: Duration,
+}
+
+impl ControlPlane {
+    /// Runs until `stop_rx` turns true; `gateways` receives the configured gateways after
+    /// each change.
+    pub(crate) async fn run(
+        self,
+        stop_rx: tokio::sync::watch::Receiver<bool>,
+        gateways: tokio::sync::watch::Sender<GatewaySet>,
+    ) -> anyhow::Result<()> {
+        let args = self;
+        let store = CaStore::open(&args.certs)?;
+        let now = SystemTime::now();
+        let ca = Arc::new(store.load(now)?);
+        let anchors = store.trust_anchors()?;
+
+        // The serving certificate keeps the SANs of the stored one (default: localhost, 127.0.0.1).
+        let mut req = LeafRequest::new(Identity::Controller);
+        match store
+            .leaves()?
+            .into_iter()
+            .find(|l| l.identity == Identity::Controller)
+        {
+            Some(stored) => {
+                req.dns_names = stored.dns_names;
+                req.ip_addresses = stored.ip_addresses;
+            }
+            None => {
+                req.dns_names = vec!["localhost".into()];
+                req.ip_addresses = vec![IpAddr::from([127, 0, 0, 1])];
+            }
+        }
+        let leaf = ca.issue(&req, now)?;
+        store.write_leaf(&leaf, &anchors)?;
+        let slot = Arc::new(ReloadableCert::new(&leaf)?);
+        let tls = gatehouse_certs::server_config(&anchors, slot.clone(), Arc::new(SystemClock))?;
+
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        // Rotate the serving certificate in place, and keep a copy in the store for `certs inspect`.
+        let (ca2, store2, anchors2) = (ca.clone(), store.clone(), anchors.clone());
+        let rotator = Rotator::new(Arc::new(SystemClock), slot, move |now| {
+            let leaf = ca2.issue(&req, now)?;
+            store2.write_leaf(&leaf, &anchors2)?;
+            Ok(leaf)
+        });
+        tokio::spawn(rotator.run(stopped(stop_rx.clone())));
+
+        // Renew the gateways' client certificates on disk; Envoy picks them up through its
+        // watched directory.
+        let store3 = store.clone();
+        let mut stop3 = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                match gatehouse_certs::rotate_store(&store3, SystemTime::now()) {
+                    Ok(outcomes) => {
+                        for o in outcomes {
+                            match o {
+                                RotationOutcome::Renewed {
+                                    identity,
+                                    new_not_after,
+                                    ..
+                                } => {
+                                    tracing::info!(%identity, not_after = %rfc3339(new_not_after), "certificate renewed");
+                                }
+                                RotationOutcome::Failed { identity, error } => {
+                                    tracing::warn!(%identity, %error, "certificate renewal failed");
+                                }
+                                RotationOutcome::Kept { .. } => {}
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "certificate renewal failed"),
+                }
+                tokio::select! {
+                    _ = stop3.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep(GATEWAY_ROTATION_CHECK) => {}
+                }
+            }
+        });
+
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on `{}` (is another process using it?)",
+                    args.listen
+                )
+            })?;
+        let cache = Arc::new(SnapshotCache::new());
+        let registry = Arc::new(ProxyRegistry::new());
+        let config = XdsServerConfig {
+            trust_domain: ca.trust_domain().clone(),
+            quiet: args.quiet,
+            max_delay: args.max_delay,
+            ..XdsServerConfig::default()
+        };
+        if let Some(dir) = &args.config_dir {
+            let file_cp = gatehouse_controller::run::FileControlPlane {
+                dir: dir.clone(),
+                options: gatehouse_controller::translate::TranslateOptions {
+                    bind_address: args.bind_address.clone(),
+                    min_port: args.min_port,
+                },
+                cache: cache.clone(),
+                registry: registry.clone(),
+                status_file: args.status_file.clone(),
+                quiet: Duration::from_millis(100),
+            };
+            tokio::spawn(file_cp.run(stop_rx.clone(), gateways));
+        }
+        tracing::info!(listen = %args.listen, trust_domain = %ca.trust_domain(), certs = %args.certs.display(), "xds server starting");
+        eprintln!(
+            "gatehouse: serving xDS on {} (mTLS, trust domain {})",
+            args.listen,
+            ca.trust_domain()
+        );
+        let mut stop = stop_rx.clone();
+        XdsServer::new(cache, registry, config)
+            .serve(listener, Arc::new(tls), async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
+        tracing::info!("xds server stopped");
+        Ok(())
+    }
+}
+
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

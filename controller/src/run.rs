@@ -1,0 +1,121 @@
+//! The control-plane loop of file mode: read the directory, translate, publish the snapshots,
+//! report; again on every change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_certs::GatewayName;
+use tokio::sync::watch;
+
+use crate::discover::SnapshotCache;
+use crate::source::FileSource;
+use crate::status_file::StatusReport;
+use crate::translate::{TranslateOptions, Translator};
+use crate::xds::ProxyRegistry;
+
+/// What the file control plane needs.
+#[derive(Debug)]
+pub struct FileControlPlane {
+    /// The configuration directory.
+    pub dir: PathBuf,
+    /// Translation options.
+    pub options: TranslateOptions,
+    /// Where snapshots are published.
+    pub cache: Arc<SnapshotCache>,
+    /// The xDS server's registry (for the status report).
+    pub registry: Arc<ProxyRegistry>,
+    /// Where to write the status report, if anywhere.
+    pub status_file: Option<PathBuf>,
+    /// Quiet window for batching file changes.
+    pub quiet: Duration,
+}
+
+impl FileControlPlane {
+    /// Runs until `shutdown` turns true. `gateways` receives the set of gateways with a
+    /// configuration after every change.
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        gateways: watch::Sender<BTreeSet<GatewayName>>,
+    ) {
+        let mut source = FileSource::new(&self.dir);
+        let mut translator = Translator::new(self.options.clone());
+        let (_watcher, mut changes) = match source.watch(self.quiet) {
+            Ok((w, rx)) => (Some(w), rx),
+            Err(error) => {
+                tracing::warn!(%error, dir = %self.dir.display(), "cannot watch the configuration directory; changes will be picked up every 2s");
+                (None, tokio::sync::mpsc::channel(1).1)
+            }
+        };
+        let mut published: BTreeSet<GatewayName> = BTreeSet::new();
+        let mut reported: BTreeSet<String> = BTreeSet::new();
+        let mut snapshots = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        let mut objects = Vec::new();
+        let mut reload = true;
+        loop {
+            if reload {
+                let r = source.reload();
+                let t = translator.translate(&r.config);
+                // Report each problem once, while it lasts.
+                let now: BTreeSet<String> = r
+                    .diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(t.status.iter().flat_map(|s| s.problems()))
+                    .collect();
+                for p in now.difference(&reported) {
+                    tracing::warn!(problem = %p, "configuration problem");
+                }
+                for p in reported.difference(&now) {
+                    tracing::info!(problem = %p, "configuration problem resolved");
+                }
+                reported = now;
+                let current: BTreeSet<GatewayName> = t.snapshots.keys().cloned().collect();
+                for gw in published.difference(&current) {
+                    // A Gateway that is gone: withdraw its configuration.
+                    self.cache.set(gw, crate::Snapshot::empty());
+                }
+                for (gw, snap) in &t.snapshots {
+                    self.cache.set(gw, snap.clone());
+                }
+                tracing::info!(
+                    gateways = current.len(),
+                    routes_translated = t.stats.routes_translated,
+                    routes_reused = t.stats.routes_reused,
+                    problems = reported.len(),
+                    "configuration applied"
+                );
+                published = current.clone();
+                let _ = gateways.send(current);
+                snapshots = t.snapshots;
+                diagnostics = r.diagnostics;
+                objects = t.status;
+            }
+            if let Some(path) = &self.status_file {
+                let report = StatusReport::new(
+                    &self.dir,
+                    &diagnostics,
+                    &objects,
+                    &snapshots,
+                    &self.registry.proxies(),
+                    &self.registry.last_nacks(),
+                    &self.registry.security_events(),
+                );
+                if let Err(error) = report.write(path) {
+                    tracing::warn!(%error, path = %path.display(), "cannot write the status file");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                Some(()) = changes.recv() => reload = true,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {
+                    // Refresh the status (proxies) and catch changes a watcher may have missed.
+                    reload = _watcher.is_none();
+                }
+            }
+        }
+    }
+}

@@ -26,8 +26,25 @@ pub(crate) enum Command {
     Certs(cmd::certs::CertsCommand),
     /// Render the Envoy bootstrap of one gateway, and the SDS files it reads its certificates from.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// Run the control plane and a sandboxed Envoy per gateway on this machine.
+    Up(cmd::up::UpArgs),
     /// Run the control plane: xDS over mTLS, certificate rotation.
     Serve(cmd::serve::ServeArgs),
+    /// Translate a configuration directory offline: what each gateway's Envoy would receive.
+    Translate(cmd::translate::TranslateArgs),
+    /// Show what a running control plane reports: gateways, objects, conditions, proxies.
+    Status(cmd::status::StatusArgs),
+    /// A small HTTP echo server (the quickstart's upstream services).
+    Echo(cmd::echo::EchoArgs),
+    /// Render a deployment profile (Kubernetes hardened, or standalone systemd units), or check a
+    /// directory against it.
+    Render(cmd::render::RenderArgs),
+    /// Apply the hardened profile to a Kubernetes cluster (server-side apply) and wait for it.
+    Install(cmd::install::InstallArgs),
+    /// Sign files or a directory with a cosign-compatible key, or create a key pair.
+    Sign(cmd::sign::SignArgs),
+    /// Verify a signature, a signed directory or a keyless sigstore bundle, offline.
+    VerifySignature(cmd::verify_signature::VerifySignatureArgs),
     /// Print version, git commit, rustc and target.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
@@ -39,7 +56,7 @@ pub(crate) enum Command {
 pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     // Long-running commands log their progress; one-shot commands only warnings.
-    let level = if matches!(cli.command, Command::Serve(_)) {
+    let level = if matches!(cli.command, Command::Serve(_) | Command::Up(_)) {
         "info"
     } else {
         "warn"
@@ -48,7 +65,15 @@ pub(crate) fn run() -> ExitCode {
     let result = match cli.command {
         Command::Certs(c) => cmd::certs::run(c),
         Command::Bootstrap(a) => cmd::bootstrap::run(&a),
+        Command::Up(a) => cmd::up::run(&a),
         Command::Serve(a) => cmd::serve::run(&a),
+        Command::Translate(a) => cmd::translate::run(&a),
+        Command::Status(a) => cmd::status::run(&a),
+        Command::Echo(a) => cmd::echo::run(&a),
+        Command::Render(a) => cmd::render::run(&a),
+        Command::Install(a) => cmd::install::run(&a),
+        Command::Sign(a) => cmd::sign::run(&a),
+        Command::VerifySignature(a) => cmd::verify_signature::run(&a),
         Command::Version(a) => cmd::version::run(&a),
         Command::Completion(a) => cmd::completion::run(&a),
     };

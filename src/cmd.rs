@@ -3,7 +3,15 @@
 pub(crate) mod bootstrap;
 pub(crate) mod certs;
 pub(crate) mod completion;
+pub(crate) mod echo;
+pub(crate) mod install;
+pub(crate) mod render;
 pub(crate) mod serve;
+pub(crate) mod status;
+pub(crate) mod translate;
+pub(crate) mod up;
+pub(crate) mod sign;
+pub(crate) mod verify_signature;
 pub(crate) mod version;
 
 /// Output format of commands that print data.

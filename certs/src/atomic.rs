@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::error::{CertsError, Result};
@@ -31,7 +31,9 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> CertsError + '_ {
     }
 }
 
-/// Replaces the file set in `dir` (created with mode 0755 if missing) atomically.
+/// Replaces the file set in `dir` (created with mode 0755 if missing) atomically. The new
+/// files get the owner of the set they replace (see [`chown_current`]), so a set handed to an
+/// unprivileged reader stays readable by it across rotations.
 pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
     if !dir.exists() {
         fs::DirBuilder::new()
@@ -40,8 +42,9 @@ pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
             .create(dir)
             .map_err(write_err(dir))?;
     }
+    let owner = fs::metadata(dir.join(DATA_LINK)).ok().map(|m| (m.uid(), m.gid()));
     let version = dir.join(format!("{VERSION_PREFIX}{}", random_hex()?));
-    let result = write_version(dir, &version, files);
+    let result = write_version(dir, &version, files, owner);
     if result.is_err() {
         // Leave nothing half-written behind; the old set is untouched.
         let _ = fs::remove_dir_all(&version);
@@ -49,13 +52,16 @@ pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
     result
 }
 
-fn write_version(dir: &Path, version: &Path, files: &[FileSpec<'_>]) -> Result<()> {
+fn write_version(dir: &Path, version: &Path, files: &[FileSpec<'_>], owner: Option<(u32, u32)>) -> Result<()> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(version)
         .map_err(write_err(version))?;
     for f in files {
-        write_file(version, f)?;
+        write_file(version, f, owner)?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(version, Some(uid), Some(gid)).map_err(write_err(version))?;
     }
     sync_dir(version)?;
 
@@ -94,7 +100,7 @@ fn write_version(dir: &Path, version: &Path, files: &[FileSpec<'_>]) -> Result<(
 }
 
 /// Writes one file: a temporary file created with its final mode, synced, then renamed.
-fn write_file(dir: &Path, f: &FileSpec<'_>) -> Result<()> {
+fn write_file(dir: &Path, f: &FileSpec<'_>, owner: Option<(u32, u32)>) -> Result<()> {
     let path = dir.join(f.name);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -106,6 +112,9 @@ fn write_file(dir: &Path, f: &FileSpec<'_>) -> Result<()> {
     // The umask may have narrowed the mode at creation; set it exactly.
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(f.mode))
         .map_err(write_err(&path))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(tmp.path(), Some(uid), Some(gid)).map_err(write_err(&path))?;
+    }
     tmp.persist(&path).map_err(|e| write_err(&path)(e.error))?;
     Ok(())
 }
@@ -131,6 +140,17 @@ fn random_hex() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// Gives the current set of `dir` (its version directory and files) to `uid`:`gid`. Later
+/// sets written by [`write_set`] keep that owner.
+pub(crate) fn chown_current(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    let version = fs::canonicalize(dir.join(DATA_LINK)).map_err(|source| CertsError::Read { path: dir.join(DATA_LINK), source })?;
+    std::os::unix::fs::chown(&version, Some(uid), Some(gid)).map_err(write_err(&version))?;
+    for entry in fs::read_dir(&version).map_err(write_err(&version))?.flatten() {
+        std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).map_err(write_err(&entry.path()))?;
+    }
+    Ok(())
+}
+
 /// The version directory `..data` points at, if any.
 #[allow(dead_code, reason = "used by tests and by the store's listing")]
 pub(crate) fn current_version(dir: &Path) -> Option<PathBuf> {
@@ -140,7 +160,6 @@ pub(crate) fn current_version(dir: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt as _;
 
     #[test]
     fn swaps_the_whole_set() {
@@ -180,5 +199,13 @@ mod tests {
         assert!(!v1.exists(), "the old version is removed");
         // Exactly: two visible links, `..data`, one version directory.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 4);
+
+        // Handing the set to another user carries over to the next set.
+        if fs::metadata(tmp.path()).unwrap().uid() == 0 {
+            chown_current(&dir, 65532, 65532).unwrap();
+            set(b"c3", b"k3");
+            let key = fs::metadata(dir.join("key.pem")).unwrap();
+            assert_eq!((key.uid(), key.gid(), key.mode() & 0o777), (65532, 65532, 0o600));
+        }
     }
 }

@@ -270,6 +270,12 @@ impl CaStore {
         Ok(dir)
     }
 
+    /// Gives `identity`'s current certificate files to `uid`:`gid` (for an Envoy that runs as
+    /// that user); renewals keep that owner. Keys stay mode 0600.
+    pub fn set_leaf_owner(&self, identity: &Identity, uid: u32, gid: u32) -> Result<()> {
+        atomic::chown_current(&self.leaf_dir(identity), uid, gid)
+    }
+
     /// Every leaf in the store, the controller first, then gateways by name.
     pub fn leaves(&self) -> Result<Vec<StoredLeaf>> {
         let td = self.trust_domain()?;

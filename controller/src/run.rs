@@ -81,13 +81,16 @@ impl FileControlPlane {
                 for (gw, snap) in &t.snapshots {
                     self.cache.set(gw, snap.clone());
                 }
-                tracing::info!(
+                let changed = t.snapshots != snapshots || r.diagnostics != diagnostics;
+                if changed {
+                    tracing::info!(
                     gateways = current.len(),
                     routes_translated = t.stats.routes_translated,
                     routes_reused = t.stats.routes_reused,
                     problems = reported.len(),
                     "configuration applied"
                 );
+                }
                 published = current.clone();
                 let _ = gateways.send(current);
                 snapshots = t.snapshots;

@@ -752,7 +752,7 @@ impl Translator {
                             per_filter.iter().map(|(k, v)| (k, &v.value)).collect();
                         let input = match &route {
                             AnyRoute::Http(r) => {
-                                hash_of(&(&r.spec.rules, &backends, &mirrors, &per_filter_bytes))
+                                hash_of(&(&r.spec.rules, &backends, &mirrors, &per_filter_bytes, listener.port))
                             }
                             AnyRoute::Grpc(r) => {
                                 hash_of(&(&r.spec.rules, &backends, &per_filter_bytes))
@@ -761,6 +761,7 @@ impl Translator {
                         let (entries, built) = self.routes.get_or_build(&cache_key, input, || {
                             Arc::new(translate_rules(
                                 &route,
+                                listener.port,
                                 &route_name,
                                 &backends,
                                 &mirrors,
@@ -1116,6 +1117,7 @@ fn ca_secret(config: &Config, ns: &str, name: &str) -> Option<EnvoySecret> {
 
 fn translate_rules(
     route: &AnyRoute<'_>,
+    listener_port: u16,
     route_name: &str,
     backends: &[ResolvedBackends],
     mirrors: &[Vec<Option<String>>],
@@ -1128,7 +1130,7 @@ fn translate_rules(
             for (i, rule) in r.spec.rules.iter().enumerate() {
                 let m = mirrors.get(i).map(Vec::as_slice).unwrap_or_default();
                 all.extend(
-                    routes::http_rule(route_name, i, rule, &backends[i], m, none)
+                    routes::http_rule(listener_port, route_name, i, rule, &backends[i], m, none)
                         .map_err(|e| format!("rule {i}: {e}"))?,
                 );
             }

@@ -4,4 +4,15 @@
 //! units, signatures), the findings model and its reporters (table, JSON, SARIF, JUnit), the
 //! sandbox that runs the standalone Envoy without privileges, and artifact signing.
 //!
-//! Nothing is implemented yet: see the verify and signing issues.
+//! Signing lives in [`signing`].
+
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod sandbox;
+pub mod signing;

@@ -51,6 +51,7 @@ const DEFAULT_TIMEOUT_MS: u64 = 15_000;
 
 /// A rule of an HTTPRoute, as Envoy routes (one per match).
 pub(crate) fn http_rule(
+    listener_port: u16,
     route_name: &str,
     rule_index: usize,
     rule: &HttpRouteRule,
@@ -64,7 +65,7 @@ pub(crate) fn http_rule(
     } else {
         &rule.matches
     };
-    let action = http_action(rule, backends, mirrors)?;
+    let action = http_action(rule, backends, mirrors, listener_port)?;
     let mut out = Vec::new();
     for (j, m) in matches.iter().enumerate() {
         let (route_match, path_rank, path_len) = http_match(m)?;
@@ -405,6 +406,7 @@ fn http_action(
     rule: &HttpRouteRule,
     backends: &ResolvedBackends,
     mirrors: &[Option<String>],
+    listener_port: u16,
 ) -> Result<route::Action, String> {
     let timeout = rule
         .timeouts
@@ -425,7 +427,13 @@ fn http_action(
     if let Some(r) = redirect {
         let mut a = RedirectAction {
             host_redirect: r.hostname.unwrap_or_default(),
-            port_redirect: r.port.map(u32::from).unwrap_or(0),
+            // Without a port and a scheme change, the redirect keeps the listener's port
+            // (the Gateway API's rule); Envoy would otherwise drop it.
+            port_redirect: match (r.port, &r.scheme) {
+                (Some(p), _) => u32::from(p),
+                (None, None) => u32::from(listener_port),
+                (None, Some(_)) => 0,
+            },
             response_code: match r.status_code.unwrap_or(302) {
                 301 => redirect_action::RedirectResponseCode::MovedPermanently,
                 302 => redirect_action::RedirectResponseCode::Found,
@@ -555,6 +563,7 @@ mod tests {
                 timeouts: None,
             };
             http_rule(
+                8080,
                 &format!("{kind}{path}{headers}{method}"),
                 0,
                 &rule,

@@ -50,7 +50,7 @@ test: deps lint
 	@echo "make test: all test steps passed"
 
 up: deps build
-	./scripts/up.sh "$(STATE_DIR)"
+	./scripts/up.sh "$(STATE_DIR)" examples/quickstart
 
 clean:
 	$(CARGO) clean

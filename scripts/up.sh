@@ -1,26 +1,25 @@
 #!/usr/bin/env bash
-# `make up`: prepare and run the local gateway.
-#
-# Today this builds the binary (done by make), checks the pinned Envoy, and creates or renews the
-# local PKI for xDS mTLS in STATE_DIR. Running the controller and the sandboxed Envoy on
-# examples/quickstart (`gatehouse up`) arrives with the translation issue; until then this script
-# says so and stops after the PKI step.
+# `make up`: the quickstart on this machine. Starts the two echo services the quickstart routes
+# to, then `gatehouse up` (the control plane and a sandboxed Envoy), which prints where to send
+# requests. Ctrl-C stops everything.
 set -euo pipefail
-state="${1:?usage: up.sh STATE_DIR}"
+state="${1:?usage: up.sh STATE_DIR [CONFIG_DIR]}"
+config="${2:-examples/quickstart}"
 bin="${CARGO_TARGET_DIR:-target}/debug/gatehouse"
-envoy="${GATEHOUSE_ENVOY:-.venv/bin/envoy}"
 
-"$envoy" --version | sed 's/^/envoy: /'
-mkdir -p "$state"
-pki="$state/pki"
-if [ ! -e "$pki/ca/ca.json" ]; then
-  "$bin" certs init --dir "$pki"
-  "$bin" certs issue --dir "$pki" --controller --dns localhost --ip 127.0.0.1
-  "$bin" certs issue --dir "$pki" --gateway gatehouse-system/quickstart
-else
-  "$bin" certs rotate --dir "$pki"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+"$bin" echo --listen 127.0.0.1:9081 --name echo-a 2>/dev/null &
+pids+=($!)
+"$bin" echo --listen 127.0.0.1:9082 --name echo-b 2>/dev/null &
+pids+=($!)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "note: not running as root, so Envoy cannot be switched to its own user; it runs as you with no_new_privs (see SECURITY.md)" >&2
 fi
-echo
-echo "PKI ready in $pki (inspect with: $bin certs inspect $pki/controller/cert.pem)"
-echo "Not yet available: the local gateway itself (\`gatehouse up examples/quickstart\`)."
-echo "It is delivered by the translation issue; this target will then start it and print its address."
+"$bin" up "$config" --state-dir "$state"

@@ -7,10 +7,10 @@ pub(crate) mod echo;
 pub(crate) mod install;
 pub(crate) mod render;
 pub(crate) mod serve;
+pub(crate) mod sign;
 pub(crate) mod status;
 pub(crate) mod translate;
 pub(crate) mod up;
-pub(crate) mod sign;
 pub(crate) mod verify_signature;
 pub(crate) mod version;
 

@@ -42,7 +42,9 @@ pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
             .create(dir)
             .map_err(write_err(dir))?;
     }
-    let owner = fs::metadata(dir.join(DATA_LINK)).ok().map(|m| (m.uid(), m.gid()));
+    let owner = fs::metadata(dir.join(DATA_LINK))
+        .ok()
+        .map(|m| (m.uid(), m.gid()));
     let version = dir.join(format!("{VERSION_PREFIX}{}", random_hex()?));
     let result = write_version(dir, &version, files, owner);
     if result.is_err() {
@@ -52,7 +54,12 @@ pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
     result
 }
 
-fn write_version(dir: &Path, version: &Path, files: &[FileSpec<'_>], owner: Option<(u32, u32)>) -> Result<()> {
+fn write_version(
+    dir: &Path,
+    version: &Path,
+    files: &[FileSpec<'_>],
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
     fs::DirBuilder::new()
         .mode(0o755)
         .create(version)
@@ -143,10 +150,17 @@ fn random_hex() -> Result<String> {
 /// Gives the current set of `dir` (its version directory and files) to `uid`:`gid`. Later
 /// sets written by [`write_set`] keep that owner.
 pub(crate) fn chown_current(dir: &Path, uid: u32, gid: u32) -> Result<()> {
-    let version = fs::canonicalize(dir.join(DATA_LINK)).map_err(|source| CertsError::Read { path: dir.join(DATA_LINK), source })?;
+    let version = fs::canonicalize(dir.join(DATA_LINK)).map_err(|source| CertsError::Read {
+        path: dir.join(DATA_LINK),
+        source,
+    })?;
     std::os::unix::fs::chown(&version, Some(uid), Some(gid)).map_err(write_err(&version))?;
-    for entry in fs::read_dir(&version).map_err(write_err(&version))?.flatten() {
-        std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).map_err(write_err(&entry.path()))?;
+    for entry in fs::read_dir(&version)
+        .map_err(write_err(&version))?
+        .flatten()
+    {
+        std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid))
+            .map_err(write_err(&entry.path()))?;
     }
     Ok(())
 }
@@ -205,7 +219,10 @@ mod tests {
             chown_current(&dir, 65532, 65532).unwrap();
             set(b"c3", b"k3");
             let key = fs::metadata(dir.join("key.pem")).unwrap();
-            assert_eq!((key.uid(), key.gid(), key.mode() & 0o777), (65532, 65532, 0o600));
+            assert_eq!(
+                (key.uid(), key.gid(), key.mode() & 0o777),
+                (65532, 65532, 0o600)
+            );
         }
     }
 }

@@ -84,12 +84,12 @@ impl FileControlPlane {
                 let changed = t.snapshots != snapshots || r.diagnostics != diagnostics;
                 if changed {
                     tracing::info!(
-                    gateways = current.len(),
-                    routes_translated = t.stats.routes_translated,
-                    routes_reused = t.stats.routes_reused,
-                    problems = reported.len(),
-                    "configuration applied"
-                );
+                        gateways = current.len(),
+                        routes_translated = t.stats.routes_translated,
+                        routes_reused = t.stats.routes_reused,
+                        problems = reported.len(),
+                        "configuration applied"
+                    );
                 }
                 published = current.clone();
                 let _ = gateways.send(current);

@@ -751,9 +751,13 @@ impl Translator {
                         let per_filter_bytes: Vec<(&String, &Vec<u8>)> =
                             per_filter.iter().map(|(k, v)| (k, &v.value)).collect();
                         let input = match &route {
-                            AnyRoute::Http(r) => {
-                                hash_of(&(&r.spec.rules, &backends, &mirrors, &per_filter_bytes, listener.port))
-                            }
+                            AnyRoute::Http(r) => hash_of(&(
+                                &r.spec.rules,
+                                &backends,
+                                &mirrors,
+                                &per_filter_bytes,
+                                listener.port,
+                            )),
                             AnyRoute::Grpc(r) => {
                                 hash_of(&(&r.spec.rules, &backends, &per_filter_bytes))
                             }

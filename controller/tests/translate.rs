@@ -323,7 +323,7 @@ fn one_route_changed_in_1000_retranslates_one_route_and_one_table() {
 #[test]
 fn every_kind_of_security_policy_becomes_envoy_filters_that_envoy_accepts() {
     use base64::Engine as _;
-    let ca = std::fs::read(quickstart().join("secure-localhost.crt")).unwrap();
+    let ca = std::fs::read(quickstart().join("quickstart-ca.crt")).unwrap();
     let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&ca);
     let tls = std::fs::read_to_string(quickstart().join("05-listener-certificate.yaml"))
         .unwrap()

@@ -5,7 +5,6 @@
 //! `managedFields`; Deployments with a status; `Status` objects for errors), and records the
 //! requests: their order, method, path, query parameters, content type and body.
 
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -119,7 +118,10 @@ async fn api_server(
                 uid += 1;
                 let mut object = body_json.clone();
                 let meta = object["metadata"].as_object_mut().unwrap();
-                meta.insert("uid".into(), json!(format!("5f1c3d2e-0000-4000-8000-{uid:012}")));
+                meta.insert(
+                    "uid".into(),
+                    json!(format!("5f1c3d2e-0000-4000-8000-{uid:012}")),
+                );
                 meta.insert("resourceVersion".into(), json!(format!("{}", 1000 + uid)));
                 meta.insert("generation".into(), json!(1));
                 meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
@@ -163,7 +165,11 @@ async fn api_server(
                 }
                 None => status(404, "NotFound", &format!("{path} not found")),
             },
-            _ => status(405, "MethodNotAllowed", "the mock answers PATCH and GET only"),
+            _ => status(
+                405,
+                "MethodNotAllowed",
+                "the mock answers PATCH and GET only",
+            ),
         };
         send.send_response(response);
     }
@@ -245,19 +251,34 @@ async fn install_applies_every_object_in_order_then_waits_for_the_rollouts() {
     for (seen, object) in applies.iter().zip(&objects) {
         assert_eq!(seen.path, url_path(object), "{}", object.id());
         assert_eq!(seen.content_type, "application/apply-patch+yaml");
-        assert_eq!(seen.query.get("fieldManager").map(String::as_str), Some("gatehouse"));
+        assert_eq!(
+            seen.query.get("fieldManager").map(String::as_str),
+            Some("gatehouse")
+        );
         assert_eq!(seen.query.get("force").map(String::as_str), Some("true"));
-        assert_eq!(seen.query.get("fieldValidation").map(String::as_str), Some("Strict"));
+        assert_eq!(
+            seen.query.get("fieldValidation").map(String::as_str),
+            Some("Strict")
+        );
         assert!(!seen.query.contains_key("dryRun"));
         assert_eq!(seen.body, object.value, "the body is the rendered object");
     }
-    let kinds: Vec<&str> = applies.iter().map(|s| s.body["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = applies
+        .iter()
+        .map(|s| s.body["kind"].as_str().unwrap())
+        .collect();
     let position = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
     let last = |kind: &str| kinds.iter().rposition(|k| *k == kind).unwrap();
     assert_eq!(kinds[0], "CustomResourceDefinition");
     assert!(last("CustomResourceDefinition") < position("Namespace"));
     assert!(last("Namespace") < position("ServiceAccount"));
-    for rbac in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+    for rbac in [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ] {
         assert!(last(rbac) < position("ConfigMap"), "{rbac}");
     }
     for config in ["ConfigMap", "NetworkPolicy"] {
@@ -293,7 +314,13 @@ async fn install_applies_every_object_in_order_then_waits_for_the_rollouts() {
         .collect();
     assert_eq!(
         stages,
-        [Stage::Crds, Stage::Namespaces, Stage::Rbac, Stage::Config, Stage::Workloads]
+        [
+            Stage::Crds,
+            Stage::Namespaces,
+            Stage::Rbac,
+            Stage::Config,
+            Stage::Workloads
+        ]
     );
     assert!(progress.iter().any(|p| matches!(
         p,
@@ -328,7 +355,10 @@ async fn a_dry_run_sends_the_same_applies_with_dry_run_and_does_not_wait() {
     for s in &seen {
         assert_eq!(s.method, Method::PATCH);
         assert_eq!(s.query.get("dryRun").map(String::as_str), Some("All"));
-        assert_eq!(s.query.get("fieldManager").map(String::as_str), Some("gatehouse"));
+        assert_eq!(
+            s.query.get("fieldManager").map(String::as_str),
+            Some("gatehouse")
+        );
     }
 }
 
@@ -371,9 +401,18 @@ async fn waiting_is_bounded() {
     let e = result.unwrap_err();
     assert!(matches!(e, InstallError::Timeout { .. }), "{e}");
     let message = e.to_string();
-    assert!(message.starts_with("timed out after 30s waiting for "), "{message}");
-    assert!(message.contains("Deployment/gatehouse-gateways/gatehouse-envoy-edge"), "{message}");
-    assert!(message.contains("1 of 2 updated replicas available"), "{message}");
+    assert!(
+        message.starts_with("timed out after 30s waiting for "),
+        "{message}"
+    );
+    assert!(
+        message.contains("Deployment/gatehouse-gateways/gatehouse-envoy-edge"),
+        "{message}"
+    );
+    assert!(
+        message.contains("1 of 2 updated replicas available"),
+        "{message}"
+    );
     assert!(started.elapsed() <= Duration::from_secs(30));
     let polls = seen.iter().filter(|s| s.method == Method::GET).count();
     assert!((20..=32).contains(&polls), "{polls} polls");

@@ -47,7 +47,10 @@ fn renderings() -> Vec<(&'static str, HardenedParams)> {
 /// A temporary directory whose name does not start with `.`: checkov skips hidden
 /// directories, and would judge nothing.
 fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("gatehouse-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("gatehouse-")
+        .tempdir()
+        .unwrap()
 }
 
 fn write(rendering: &Rendering) -> tempfile::TempDir {
@@ -90,7 +93,11 @@ fn kubernetes_validate_strict_accepts_every_object() {
             let needle = format!("passed for resource {}/{}", o.kind.to_lowercase(), o.name);
             assert!(out.contains(&needle), "{what}: {needle} missing in:\n{out}");
         }
-        assert_eq!(out.matches(" passed for resource ").count(), objects.len(), "{what}: {out}");
+        assert_eq!(
+            out.matches(" passed for resource ").count(),
+            objects.len(),
+            "{what}: {out}"
+        );
     }
 }
 
@@ -99,7 +106,11 @@ fn kubernetes_validate_rejects_an_unknown_field() {
     let dir = write(&render_hardened(&HardenedParams::default(), &[]).unwrap());
     let path = dir.path().join("10-deployments.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replacen("readOnlyRootFilesystem:", "readOnlyRootFileSystem:", 1)).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("readOnlyRootFilesystem:", "readOnlyRootFileSystem:", 1),
+    )
+    .unwrap();
     let e = kubernetes_validate(&[path]).unwrap_err();
     assert!(e.contains("readOnlyRootFileSystem"), "{e}");
 }
@@ -107,10 +118,15 @@ fn kubernetes_validate_rejects_an_unknown_field() {
 /// checkov over a directory: (failed check ids with their resource, skipped checks as
 /// (id, reason), passed count).
 fn checkov(dir: &Path) -> (Vec<String>, Vec<(String, String)>, u64) {
-    let out = run(Command::new(venv_bin("checkov"))
-        .arg("-d")
-        .arg(dir)
-        .args(["--framework", "kubernetes", "--skip-download", "--compact", "--quiet", "-o", "json"]));
+    let out = run(Command::new(venv_bin("checkov")).arg("-d").arg(dir).args([
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "--compact",
+        "--quiet",
+        "-o",
+        "json",
+    ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("checkov did not print JSON ({e}):\n{}", text(&out)));
@@ -126,7 +142,11 @@ fn checkov(dir: &Path) -> (Vec<String>, Vec<(String, String)>, u64) {
         assert_eq!(r["check_type"], "kubernetes", "{r}");
         assert_eq!(r["summary"]["parsing_errors"], 0, "{r}");
         passed += r["summary"]["passed"].as_u64().unwrap();
-        for c in r["results"]["failed_checks"].as_array().into_iter().flatten() {
+        for c in r["results"]["failed_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let field = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
             failed.push(format!(
                 "{} {} ({})",
@@ -135,10 +155,17 @@ fn checkov(dir: &Path) -> (Vec<String>, Vec<(String, String)>, u64) {
                 field("check_name")
             ));
         }
-        for c in r["results"]["skipped_checks"].as_array().into_iter().flatten() {
+        for c in r["results"]["skipped_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             skipped.push((
                 c["check_id"].as_str().unwrap().to_owned(),
-                c["suppress_comment"].as_str().unwrap_or_default().to_owned(),
+                c["suppress_comment"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             ));
         }
         // checkov's exit code agrees with its report.
@@ -163,21 +190,45 @@ fn checkov_finds_nothing_and_every_suppression_is_documented() {
     for (what, params) in renderings() {
         let dir = write(&render_hardened(&params, &[]).unwrap());
         let (failed, skipped, passed) = checkov(dir.path());
-        assert!(failed.is_empty(), "{what}: checkov failed:\n{}", failed.join("\n"));
+        assert!(
+            failed.is_empty(),
+            "{what}: checkov failed:\n{}",
+            failed.join("\n")
+        );
         assert!(passed > 200, "{what}: only {passed} checks ran");
         for (id, reason) in &skipped {
-            assert!(!reason.trim().is_empty(), "{what}: {id} is suppressed without a reason");
-            assert!(docs.contains(id.as_str()), "{what}: {id} is suppressed but not in docs/profiles.md");
+            assert!(
+                !reason.trim().is_empty(),
+                "{what}: {id} is suppressed without a reason"
+            );
+            assert!(
+                docs.contains(id.as_str()),
+                "{what}: {id} is suppressed but not in docs/profiles.md"
+            );
         }
-        eprintln!("{what}: checkov passed {passed}, failed 0, skipped {}", skipped.len());
+        eprintln!(
+            "{what}: checkov passed {passed}, failed 0, skipped {}",
+            skipped.len()
+        );
     }
     // Inline suppressions are written `checkov.io/skipN: CKV_K8S_XX=reason`; any in the
     // profile must be in the docs too.
     let rendering = render_hardened(&HardenedParams::default(), &[]).unwrap();
     for f in &rendering.files {
         for line in f.contents.lines().filter(|l| l.contains("checkov.io/skip")) {
-            let id = line.split(':').nth(1).unwrap_or_default().trim().split('=').next().unwrap();
-            assert!(docs.contains(id), "{}: {line} is not in docs/profiles.md", f.name);
+            let id = line
+                .split(':')
+                .nth(1)
+                .unwrap_or_default()
+                .trim()
+                .split('=')
+                .next()
+                .unwrap();
+            assert!(
+                docs.contains(id),
+                "{}: {line} is not in docs/profiles.md",
+                f.name
+            );
         }
     }
 }
@@ -189,13 +240,27 @@ fn checkov_flags_a_weakened_deployment() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
-        text.replacen("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", 1)
-            .replacen("automountServiceAccountToken: false", "automountServiceAccountToken: true", 1),
+        text.replacen(
+            "readOnlyRootFilesystem: true",
+            "readOnlyRootFilesystem: false",
+            1,
+        )
+        .replacen(
+            "automountServiceAccountToken: false",
+            "automountServiceAccountToken: true",
+            1,
+        ),
     )
     .unwrap();
     let (failed, _, _) = checkov(dir.path());
-    assert!(failed.iter().any(|f| f.starts_with("CKV_K8S_22 ")), "{failed:?}");
-    assert!(failed.iter().any(|f| f.starts_with("CKV_K8S_38 ")), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.starts_with("CKV_K8S_22 ")),
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().any(|f| f.starts_with("CKV_K8S_38 ")),
+        "{failed:?}"
+    );
 }
 
 /// Every Envoy bootstrap of the Kubernetes profile, from its ConfigMap, with a real
@@ -208,7 +273,9 @@ fn envoy_validates_every_kubernetes_bootstrap() {
         let configmaps: Vec<&Object> = objects.iter().filter(|o| o.kind == "ConfigMap").collect();
         assert_eq!(configmaps.len(), params.gateways.len(), "{what}");
         for cm in configmaps {
-            let gateway = cm.value["metadata"]["labels"]["app.kubernetes.io/instance"].as_str().unwrap();
+            let gateway = cm.value["metadata"]["labels"]["app.kubernetes.io/instance"]
+                .as_str()
+                .unwrap();
             let gateway = format!("{}/{gateway}", cm.namespace.as_deref().unwrap());
             let tmp = tempdir();
             let store = tmp.path().join("pki");
@@ -242,7 +309,11 @@ fn envoy_validates_the_standalone_bootstrap_and_rejects_a_broken_one() {
     std::fs::create_dir(&config).unwrap();
     let admin = tmp.path().join("run");
     std::fs::create_dir(&admin).unwrap();
-    for f in rendering.files.iter().filter(|f| f.name.starts_with("envoy/")) {
+    for f in rendering
+        .files
+        .iter()
+        .filter(|f| f.name.starts_with("envoy/"))
+    {
         let contents = f
             .contents
             .replace(standalone::CREDENTIALS_DIR, certs.to_str().unwrap())
@@ -255,7 +326,11 @@ fn envoy_validates_the_standalone_bootstrap_and_rejects_a_broken_one() {
 
     // The judge can say no: a field Envoy does not know.
     let text = std::fs::read_to_string(&boot).unwrap();
-    std::fs::write(&boot, text.replacen("connect_timeout:", "connect_timeuot:", 1)).unwrap();
+    std::fs::write(
+        &boot,
+        text.replacen("connect_timeout:", "connect_timeuot:", 1),
+    )
+    .unwrap();
     let e = envoy_validate(&boot).unwrap_err();
     assert!(e.contains("connect_timeuot"), "{e}");
     // And a warning about an SDS file is a failure even though Envoy exits 0.
@@ -308,14 +383,22 @@ fn systemd_analyze_scores_an_unsandboxed_unit_high() {
     let end = text.find("[Install]").unwrap();
     std::fs::write(&path, format!("{}{}", &text[..start], &text[end..])).unwrap();
     let (score, _) = exposure(&path);
-    assert!(score > 5.0, "without its sandbox the unit still scores {score}");
+    assert!(
+        score > 5.0,
+        "without its sandbox the unit still scores {score}"
+    );
 }
 
 #[test]
 fn every_sandbox_directive_of_the_reference_is_in_both_units() {
     let rendering = render_standalone(&StandaloneParams::default()).unwrap();
     for unit in [standalone::CONTROLLER_UNIT, standalone::ENVOY_UNIT] {
-        let text = &rendering.files.iter().find(|f| f.name == unit).unwrap().contents;
+        let text = &rendering
+            .files
+            .iter()
+            .find(|f| f.name == unit)
+            .unwrap()
+            .contents;
         for directive in [
             "NoNewPrivileges=yes",
             "CapabilityBoundingSet=\n",

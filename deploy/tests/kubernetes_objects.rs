@@ -43,7 +43,13 @@ fn rbac_rules(objects: &[Object]) -> Vec<(&Object, &Value)> {
     objects
         .iter()
         .filter(|o| o.kind == "ClusterRole" || o.kind == "Role")
-        .flat_map(|o| o.value["rules"].as_array().into_iter().flatten().map(move |r| (o, r)))
+        .flat_map(|o| {
+            o.value["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |r| (o, r))
+        })
         .collect()
 }
 
@@ -80,7 +86,12 @@ fn both_namespaces_enforce_pod_security_restricted_at_a_pinned_version() {
 #[test]
 fn control_plane_and_gateways_are_in_separate_namespaces() {
     for objects in every_variant() {
-        let controller = find(&objects, "Deployment", Some("gatehouse-system"), "gatehouse-controller");
+        let controller = find(
+            &objects,
+            "Deployment",
+            Some("gatehouse-system"),
+            "gatehouse-controller",
+        );
         assert_eq!(controller.namespace.as_deref(), Some("gatehouse-system"));
         let envoys: Vec<&Object> = of_kind(&objects, "Deployment")
             .into_iter()
@@ -88,7 +99,12 @@ fn control_plane_and_gateways_are_in_separate_namespaces() {
             .collect();
         assert!(!envoys.is_empty());
         for e in envoys {
-            assert_ne!(e.namespace.as_deref(), Some("gatehouse-system"), "{}", e.id());
+            assert_ne!(
+                e.namespace.as_deref(),
+                Some("gatehouse-system"),
+                "{}",
+                e.id()
+            );
         }
     }
 }
@@ -118,7 +134,9 @@ fn no_cluster_role_grants_secrets() {
         for (role, rule) in rbac_rules(&objects) {
             if role.kind == "ClusterRole" {
                 assert!(
-                    !strings(&rule["resources"]).iter().any(|r| r.starts_with("secrets")),
+                    !strings(&rule["resources"])
+                        .iter()
+                        .any(|r| r.starts_with("secrets")),
                     "{}: {rule}",
                     role.id()
                 );
@@ -139,16 +157,22 @@ fn controller_rules_are_exactly_what_it_needs() {
             .flat_map(|r| {
                 let verbs = strings(&r["verbs"]);
                 let names = strings(&r["resourceNames"]);
-                rule_resources(r).into_iter().map(move |res| {
-                    (res, verbs.join(","), names.clone())
-                })
+                rule_resources(r)
+                    .into_iter()
+                    .map(move |res| (res, verbs.join(","), names.clone()))
             })
             .collect()
     };
     let expect = |items: &[(&str, &str, &[&str])]| -> BTreeSet<(String, String, Vec<String>)> {
         items
             .iter()
-            .map(|(r, v, n)| ((*r).into(), (*v).into(), n.iter().map(|s| (*s).into()).collect()))
+            .map(|(r, v, n)| {
+                (
+                    (*r).into(),
+                    (*v).into(),
+                    n.iter().map(|s| (*s).into()).collect(),
+                )
+            })
             .collect()
     };
     let read = "get,list,watch";
@@ -186,7 +210,11 @@ fn controller_rules_are_exactly_what_it_needs() {
         )),
         expect(&[
             ("coordination.k8s.io/leases", "create", &[]),
-            ("coordination.k8s.io/leases", "get,update", &[kubernetes::LEASE]),
+            (
+                "coordination.k8s.io/leases",
+                "get,update",
+                &[kubernetes::LEASE]
+            ),
         ])
     );
     assert_eq!(
@@ -260,10 +288,18 @@ fn no_dangerous_rbac_beyond_the_documented_exceptions() {
             let verbs = strings(&rule["verbs"]);
             let resources = strings(&rule["resources"]);
             for v in &verbs {
-                assert!(!dangerous_verbs.contains(&v.as_str()), "{}: {rule}", role.id());
+                assert!(
+                    !dangerous_verbs.contains(&v.as_str()),
+                    "{}: {rule}",
+                    role.id()
+                );
             }
             for r in &resources {
-                assert!(!dangerous_resources.contains(&r.as_str()), "{}: {rule}", role.id());
+                assert!(
+                    !dangerous_resources.contains(&r.as_str()),
+                    "{}: {rule}",
+                    role.id()
+                );
             }
             // Writes only to status, events, the Lease, and (in gateway namespaces) Secrets.
             if verbs.iter().any(|v| writes.contains(&v.as_str())) {
@@ -288,7 +324,10 @@ fn no_dangerous_rbac_beyond_the_documented_exceptions() {
                 if verbs.iter().any(|v| v == "update" || v == "patch") {
                     let names = strings(&rule["resourceNames"]);
                     assert!(!names.is_empty(), "{rule}");
-                    assert!(names.iter().all(|n| n.starts_with("gatehouse-xds-")), "{rule}");
+                    assert!(
+                        names.iter().all(|n| n.starts_with("gatehouse-xds-")),
+                        "{rule}"
+                    );
                 }
             }
         }
@@ -307,7 +346,12 @@ fn no_dangerous_rbac_beyond_the_documented_exceptions() {
             // A RoleBinding refers to a Role of its own namespace.
             if b.kind == "RoleBinding" {
                 assert_eq!(b.value["roleRef"]["kind"], "Role");
-                find(&objects, "Role", b.namespace.as_deref(), b.value["roleRef"]["name"].as_str().unwrap());
+                find(
+                    &objects,
+                    "Role",
+                    b.namespace.as_deref(),
+                    b.value["roleRef"]["name"].as_str().unwrap(),
+                );
             }
         }
     }
@@ -321,7 +365,12 @@ fn envoy_service_accounts_have_no_token_and_no_binding() {
             .chain(of_kind(&objects, "RoleBinding"))
             .collect();
         for sa in of_kind(&objects, "ServiceAccount") {
-            assert_eq!(sa.value["automountServiceAccountToken"], false, "{}", sa.id());
+            assert_eq!(
+                sa.value["automountServiceAccountToken"],
+                false,
+                "{}",
+                sa.id()
+            );
             if !sa.name.starts_with("gatehouse-envoy-") {
                 continue;
             }
@@ -388,14 +437,24 @@ fn every_pod_meets_the_restricted_profile_and_more() {
             assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault", "{id}");
             assert!(psc.get("sysctls").is_none());
             for v in spec["volumes"].as_array().unwrap() {
-                let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+                let kinds: Vec<&String> = v
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "name")
+                    .collect();
                 assert_eq!(kinds.len(), 1, "{id}: {v}");
                 assert!(allowed_volumes.contains(&kinds[0].as_str()), "{id}: {v}");
                 if let Some(e) = v.get("emptyDir") {
-                    assert!(e.get("sizeLimit").is_some(), "{id}: an emptyDir without sizeLimit");
+                    assert!(
+                        e.get("sizeLimit").is_some(),
+                        "{id}: an emptyDir without sizeLimit"
+                    );
                 }
             }
-            assert!(spec.get("initContainers").is_none() && spec.get("ephemeralContainers").is_none());
+            assert!(
+                spec.get("initContainers").is_none() && spec.get("ephemeralContainers").is_none()
+            );
             // Spread over nodes, and a PDB.
             assert!(
                 spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
@@ -403,10 +462,14 @@ fn every_pod_meets_the_restricted_profile_and_more() {
                     .is_some_and(|a| !a.is_empty()),
                 "{id}"
             );
-            let pdb = find(&objects, "PodDisruptionBudget", d.namespace.as_deref(), &d.name);
+            let pdb = find(
+                &objects,
+                "PodDisruptionBudget",
+                d.namespace.as_deref(),
+                &d.name,
+            );
             assert_eq!(
-                pdb.value["spec"]["selector"],
-                d.value["spec"]["selector"],
+                pdb.value["spec"]["selector"], d.value["spec"]["selector"],
                 "{id}"
             );
             assert_eq!(pdb.value["spec"]["minAvailable"], 1);
@@ -435,16 +498,20 @@ fn every_pod_meets_the_restricted_profile_and_more() {
                     assert!(p.is_object(), "{id}: {probe}");
                     assert!(p.get("exec").is_none(), "{id}: {probe} uses exec");
                     for action in ["tcpSocket", "httpGet"] {
-                        assert!(p[action].get("host").is_none(), "{id}: {probe}.{action}.host");
+                        assert!(
+                            p[action].get("host").is_none(),
+                            "{id}: {probe}.{action}.host"
+                        );
                     }
                 }
                 let image = c["image"].as_str().unwrap();
                 assert!(image.contains("@sha256:"), "{id}: {image}");
-                assert!(c.get("env").is_none_or(|env| env
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|e| e["valueFrom"].get("secretKeyRef").is_none())));
+                assert!(c.get("env").is_none_or(|env| {
+                    env.as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|e| e["valueFrom"].get("secretKeyRef").is_none())
+                }));
             }
         }
     }
@@ -453,7 +520,12 @@ fn every_pod_meets_the_restricted_profile_and_more() {
 #[test]
 fn envoy_runs_from_the_configmap_and_the_controller_written_secret() {
     let objects = default_objects();
-    let d = find(&objects, "Deployment", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let d = find(
+        &objects,
+        "Deployment",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     let c = &pod_spec(d)["containers"][0];
     assert_eq!(
         strings(&c["args"]),
@@ -476,21 +548,36 @@ fn envoy_runs_from_the_configmap_and_the_controller_written_secret() {
         volumes[1],
         json!({"name": "xds-certificate", "secret": {"secretName": "gatehouse-xds-edge", "defaultMode": 0o440, "optional": false}})
     );
-    let cm = find(&objects, "ConfigMap", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let cm = find(
+        &objects,
+        "ConfigMap",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     let keys: Vec<&String> = cm.value["data"].as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
-        ["envoy.yaml", "xds-client-certificate.sds.yaml", "xds-trust-bundle.sds.yaml"]
+        [
+            "envoy.yaml",
+            "xds-client-certificate.sds.yaml",
+            "xds-trust-bundle.sds.yaml"
+        ]
     );
     // The pods roll when the bootstrap changes.
-    let hash = d.value["spec"]["template"]["metadata"]["annotations"]["gatehouse.dev/config-sha256"]
-        .as_str()
-        .unwrap();
+    let hash =
+        d.value["spec"]["template"]["metadata"]["annotations"]["gatehouse.dev/config-sha256"]
+            .as_str()
+            .unwrap();
     assert_eq!(hash.len(), 64);
     let mut other = HardenedParams::default();
     other.trust_domain = "prod.example".parse().unwrap();
     let objects2 = hardened_objects(&other, &[]).unwrap();
-    let d2 = find(&objects2, "Deployment", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let d2 = find(
+        &objects2,
+        "Deployment",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     assert_ne!(
         d2.value["spec"]["template"]["metadata"]["annotations"]["gatehouse.dev/config-sha256"],
         hash
@@ -499,54 +586,98 @@ fn envoy_runs_from_the_configmap_and_the_controller_written_secret() {
     assert!(of_kind(&objects, "Secret").is_empty());
     let rendering = render_hardened(&HardenedParams::default(), &[]).unwrap();
     for f in &rendering.files {
-        assert!(!f.contents.contains("PRIVATE KEY") && !f.contents.contains("BEGIN "), "{}", f.name);
+        assert!(
+            !f.contents.contains("PRIVATE KEY") && !f.contents.contains("BEGIN "),
+            "{}",
+            f.name
+        );
     }
 }
 
 #[test]
 fn envoy_resources_match_its_flags() {
     let objects = default_objects();
-    let d = find(&objects, "Deployment", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let d = find(
+        &objects,
+        "Deployment",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     let c = &pod_spec(d)["containers"][0];
     // --concurrency is the CPU limit, the overload manager's heap limit 3/4 of the memory limit.
     assert_eq!(c["resources"]["limits"]["cpu"], "2");
     assert_eq!(c["resources"]["limits"]["memory"], "1024Mi");
-    let cm = find(&objects, "ConfigMap", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
-    let boot: Value = serde_saphyr::from_str(cm.value["data"]["envoy.yaml"].as_str().unwrap()).unwrap();
+    let cm = find(
+        &objects,
+        "ConfigMap",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
+    let boot: Value =
+        serde_saphyr::from_str(cm.value["data"]["envoy.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(
         boot["overload_manager"]["resource_monitors"][0]["typed_config"]["max_heap_size_bytes"],
         768u64 << 20
     );
     // The xDS address is the controller's Service, the node id the gateway's SPIFFE ID.
-    assert_eq!(boot["node"]["id"], "spiffe://gatehouse.local/gateway/gatehouse-gateways/edge");
-    let sa = &boot["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
-        ["endpoint"]["address"]["socket_address"];
+    assert_eq!(
+        boot["node"]["id"],
+        "spiffe://gatehouse.local/gateway/gatehouse-gateways/edge"
+    );
+    let sa = &boot["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        [0]["endpoint"]["address"]["socket_address"];
     assert_eq!(sa["address"], "gatehouse-controller.gatehouse-system.svc");
     assert_eq!(sa["port_value"], 18000);
     // Admin on loopback only; the health listener is the only other static listener.
-    assert_eq!(boot["admin"]["address"]["socket_address"]["address"], "127.0.0.1");
+    assert_eq!(
+        boot["admin"]["address"]["socket_address"]["address"],
+        "127.0.0.1"
+    );
     let listeners = boot["static_resources"]["listeners"].as_array().unwrap();
     assert_eq!(listeners.len(), 1);
-    assert_eq!(listeners[0]["address"]["socket_address"]["port_value"], 19001);
+    assert_eq!(
+        listeners[0]["address"]["socket_address"]["port_value"],
+        19001
+    );
 }
 
 #[test]
 fn services_map_80_and_443_to_unprivileged_ports() {
     let objects = default_objects();
-    let svc = find(&objects, "Service", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let svc = find(
+        &objects,
+        "Service",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     let ports: Vec<(u64, String)> = svc.value["spec"]["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["port"].as_u64().unwrap(), p["targetPort"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap(),
+                p["targetPort"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(ports, [(80, "http".to_owned()), (443, "https".to_owned())]);
-    let d = find(&objects, "Deployment", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let d = find(
+        &objects,
+        "Deployment",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     let named: BTreeMap<String, u64> = pod_spec(d)["containers"][0]["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().to_owned(), p["containerPort"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(named["http"], 8080);
     assert_eq!(named["https"], 8443);
@@ -565,7 +696,10 @@ fn network_policies_deny_by_default_and_allow_only_the_needed_flows() {
             vec!["10.0.0.1/32"],
         ),
     ] {
-        let namespaces: Vec<String> = of_kind(&objects, "Namespace").iter().map(|n| n.name.clone()).collect();
+        let namespaces: Vec<String> = of_kind(&objects, "Namespace")
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
         for ns in &namespaces {
             let deny = find(&objects, "NetworkPolicy", Some(ns), "default-deny");
             assert_eq!(
@@ -580,16 +714,37 @@ fn network_policies_deny_by_default_and_allow_only_the_needed_flows() {
                 np.value["spec"]["podSelector"]["matchLabels"],
                 d.value["spec"]["selector"]["matchLabels"]
             );
-            assert_eq!(strings(&np.value["spec"]["policyTypes"]), ["Ingress", "Egress"]);
+            assert_eq!(
+                strings(&np.value["spec"]["policyTypes"]),
+                ["Ingress", "Egress"]
+            );
         }
-        let cp = find(&objects, "NetworkPolicy", Some("gatehouse-system"), "gatehouse-controller");
+        let cp = find(
+            &objects,
+            "NetworkPolicy",
+            Some("gatehouse-system"),
+            "gatehouse-controller",
+        );
         let ingress = cp.value["spec"]["ingress"].as_array().unwrap();
         assert_eq!(ingress.len(), 1);
-        assert_eq!(ingress[0]["ports"], json!([{"port": 18000, "protocol": "TCP"}]));
+        assert_eq!(
+            ingress[0]["ports"],
+            json!([{"port": 18000, "protocol": "TCP"}])
+        );
         let from = &ingress[0]["from"][0];
-        assert_eq!(from["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "gatehouse-envoy");
-        let gateway_namespaces: Vec<String> = namespaces.iter().filter(|n| *n != "gatehouse-system").cloned().collect();
-        assert_eq!(strings(&from["namespaceSelector"]["matchExpressions"][0]["values"]), gateway_namespaces);
+        assert_eq!(
+            from["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+            "gatehouse-envoy"
+        );
+        let gateway_namespaces: Vec<String> = namespaces
+            .iter()
+            .filter(|n| *n != "gatehouse-system")
+            .cloned()
+            .collect();
+        assert_eq!(
+            strings(&from["namespaceSelector"]["matchExpressions"][0]["values"]),
+            gateway_namespaces
+        );
         let egress = cp.value["spec"]["egress"].as_array().unwrap();
         assert_eq!(egress.len(), 1);
         assert_eq!(
@@ -598,21 +753,34 @@ fn network_policies_deny_by_default_and_allow_only_the_needed_flows() {
         );
         let to: Vec<String> = egress[0]["to"]
             .as_array()
-            .map(|a| a.iter().map(|p| p["ipBlock"]["cidr"].as_str().unwrap().to_owned()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|p| p["ipBlock"]["cidr"].as_str().unwrap().to_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(to, cidrs);
 
-        for d in of_kind(&objects, "Deployment").into_iter().filter(|d| d.name.starts_with("gatehouse-envoy-")) {
+        for d in of_kind(&objects, "Deployment")
+            .into_iter()
+            .filter(|d| d.name.starts_with("gatehouse-envoy-"))
+        {
             let np = find(&objects, "NetworkPolicy", d.namespace.as_deref(), &d.name);
             let ingress = np.value["spec"]["ingress"].as_array().unwrap();
             assert_eq!(ingress.len(), 1);
-            assert!(ingress[0].get("from").is_none(), "clients come from anywhere");
+            assert!(
+                ingress[0].get("from").is_none(),
+                "clients come from anywhere"
+            );
             assert_eq!(
                 ingress[0]["ports"],
                 json!([{"port": 8080, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}])
             );
             let egress = np.value["spec"]["egress"].as_array().unwrap();
-            assert_eq!(egress[0]["ports"], json!([{"port": 18000, "protocol": "TCP"}]));
+            assert_eq!(
+                egress[0]["ports"],
+                json!([{"port": 18000, "protocol": "TCP"}])
+            );
             assert_eq!(
                 egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
                 "gatehouse-system"
@@ -625,13 +793,18 @@ fn network_policies_deny_by_default_and_allow_only_the_needed_flows() {
                 egress[1]["ports"],
                 json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])
             );
-            assert_eq!(egress[1]["to"][0]["podSelector"]["matchLabels"]["k8s-app"], "kube-dns");
+            assert_eq!(
+                egress[1]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+                "kube-dns"
+            );
             if backends.is_empty() {
                 assert_eq!(egress.len(), 2);
             } else {
                 assert_eq!(egress.len(), 3);
                 assert_eq!(
-                    strings(&egress[2]["to"][0]["namespaceSelector"]["matchExpressions"][0]["values"]),
+                    strings(
+                        &egress[2]["to"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+                    ),
                     backends
                 );
             }
@@ -642,10 +815,15 @@ fn network_policies_deny_by_default_and_allow_only_the_needed_flows() {
 #[test]
 fn shared_namespace_objects_are_rendered_once_per_namespace() {
     let objects = hardened_objects(&wide_params(), &[]).unwrap();
-    let names = |kind: &str| -> Vec<String> { of_kind(&objects, kind).iter().map(|o| o.id()).collect() };
+    let names =
+        |kind: &str| -> Vec<String> { of_kind(&objects, kind).iter().map(|o| o.id()).collect() };
     assert_eq!(
         names("Namespace"),
-        ["Namespace/gatehouse-system", "Namespace/edge", "Namespace/partners"]
+        [
+            "Namespace/gatehouse-system",
+            "Namespace/edge",
+            "Namespace/partners"
+        ]
     );
     let role = find(&objects, "Role", Some("edge"), "gatehouse-controller");
     assert_eq!(
@@ -653,7 +831,10 @@ fn shared_namespace_objects_are_rendered_once_per_namespace() {
         ["gatehouse-xds-internal", "gatehouse-xds-public"]
     );
     assert_eq!(
-        names("NetworkPolicy").iter().filter(|n| n.ends_with("/default-deny")).count(),
+        names("NetworkPolicy")
+            .iter()
+            .filter(|n| n.ends_with("/default-deny"))
+            .count(),
         3
     );
     assert_eq!(names("Deployment").len(), 4);
@@ -700,13 +881,18 @@ fn extra_crds_come_first() {
     let r = render_hardened(&HardenedParams::default(), &[]).unwrap();
     assert_eq!(r.files[0].name, "01-namespaces.yaml");
 
-    let e = hardened_objects(&HardenedParams::default(), &[crds[0].clone(), crds[0].clone()])
-        .unwrap_err()
-        .to_string();
+    let e = hardened_objects(
+        &HardenedParams::default(),
+        &[crds[0].clone(), crds[0].clone()],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("given twice"), "{e}");
     let mut namespaced = crd("gatewaypolicies.gatehouse.dev");
     namespaced.metadata.namespace = Some("x".into());
-    let e = hardened_objects(&HardenedParams::default(), &[namespaced]).unwrap_err().to_string();
+    let e = hardened_objects(&HardenedParams::default(), &[namespaced])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cluster-scoped but has a namespace"), "{e}");
 }
 
@@ -719,7 +905,10 @@ fn objects_are_in_stage_order() {
     assert!(first_of(Stage::Rbac) < first_of(Stage::Config));
     assert!(first_of(Stage::Config) < first_of(Stage::Workloads));
     // NetworkPolicies are in force before any Deployment.
-    let last_np = objects.iter().rposition(|o| o.kind == "NetworkPolicy").unwrap();
+    let last_np = objects
+        .iter()
+        .rposition(|o| o.kind == "NetworkPolicy")
+        .unwrap();
     let first_deployment = objects.iter().position(|o| o.kind == "Deployment").unwrap();
     assert!(last_np < first_deployment);
 }
@@ -729,7 +918,12 @@ fn images_are_pinned_by_digest_and_overridable() {
     let objects = default_objects();
     let images: Vec<String> = of_kind(&objects, "Deployment")
         .iter()
-        .map(|d| pod_spec(d)["containers"][0]["image"].as_str().unwrap().to_owned())
+        .map(|d| {
+            pod_spec(d)["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         images,
@@ -742,25 +936,63 @@ fn images_are_pinned_by_digest_and_overridable() {
     let envoy = format!("registry.local/envoy@sha256:{}", "ab".repeat(32));
     p.envoy_image = envoy.parse().unwrap();
     let objects = hardened_objects(&p, &[]).unwrap();
-    let d = find(&objects, "Deployment", Some("gatehouse-gateways"), "gatehouse-envoy-edge");
+    let d = find(
+        &objects,
+        "Deployment",
+        Some("gatehouse-gateways"),
+        "gatehouse-envoy-edge",
+    );
     assert_eq!(pod_spec(d)["containers"][0]["image"], envoy.as_str());
 }
 
 #[test]
 fn bad_parameters_are_refused_with_the_reason() {
     let cases: Vec<(Box<dyn Fn(&mut HardenedParams)>, &str)> = vec![
-        (Box::new(|p| p.namespace = "kube-system".into()), "invalid namespace `kube-system`: the control plane's namespace must be Gatehouse's own"),
-        (Box::new(|p| p.namespace = "Bad_NS".into()), "invalid namespace `Bad_NS`"),
-        (Box::new(|p| p.gateways = vec!["default/edge".parse().unwrap()]), "invalid gateway `default/edge`"),
-        (Box::new(|p| p.gateways = vec!["gatehouse-system/edge".parse().unwrap()]), "its namespace is the control plane's"),
-        (Box::new(|p| p.gateways = vec!["edge/web.v1".parse().unwrap()]), "must start with a letter"),
-        (Box::new(|p| p.gateways = vec!["edge/1web".parse().unwrap()]), "must start with a letter"),
-        (Box::new(|p| p.gateways = vec![format!("edge/{}", "a".repeat(48)).parse().unwrap()]), "at most 47 characters"),
-        (Box::new(|p| p.gateways = vec!["edge/a".parse().unwrap(), "edge/a".parse().unwrap()]), "given twice"),
+        (
+            Box::new(|p| p.namespace = "kube-system".into()),
+            "invalid namespace `kube-system`: the control plane's namespace must be Gatehouse's own",
+        ),
+        (
+            Box::new(|p| p.namespace = "Bad_NS".into()),
+            "invalid namespace `Bad_NS`",
+        ),
+        (
+            Box::new(|p| p.gateways = vec!["default/edge".parse().unwrap()]),
+            "invalid gateway `default/edge`",
+        ),
+        (
+            Box::new(|p| p.gateways = vec!["gatehouse-system/edge".parse().unwrap()]),
+            "its namespace is the control plane's",
+        ),
+        (
+            Box::new(|p| p.gateways = vec!["edge/web.v1".parse().unwrap()]),
+            "must start with a letter",
+        ),
+        (
+            Box::new(|p| p.gateways = vec!["edge/1web".parse().unwrap()]),
+            "must start with a letter",
+        ),
+        (
+            Box::new(|p| p.gateways = vec![format!("edge/{}", "a".repeat(48)).parse().unwrap()]),
+            "at most 47 characters",
+        ),
+        (
+            Box::new(|p| p.gateways = vec!["edge/a".parse().unwrap(), "edge/a".parse().unwrap()]),
+            "given twice",
+        ),
         (Box::new(|p| p.gateways = vec![]), "at least one gateway"),
-        (Box::new(|p| p.backend_namespaces = vec!["gatehouse-system".into()]), "may not live in the control plane's namespace"),
-        (Box::new(|p| p.backend_namespaces = vec!["kube-system".into()]), "kube-system"),
-        (Box::new(|p| p.api_server_cidrs = vec!["10.0.0.1".into()]), "invalid CIDR `10.0.0.1`"),
+        (
+            Box::new(|p| p.backend_namespaces = vec!["gatehouse-system".into()]),
+            "may not live in the control plane's namespace",
+        ),
+        (
+            Box::new(|p| p.backend_namespaces = vec!["kube-system".into()]),
+            "kube-system",
+        ),
+        (
+            Box::new(|p| p.api_server_cidrs = vec!["10.0.0.1".into()]),
+            "invalid CIDR `10.0.0.1`",
+        ),
     ];
     for (change, message) in cases {
         let mut p = HardenedParams::default();

@@ -486,6 +486,8 @@ impl SandboxSpec {
                         "--no-new-privs",
                         "--inh-caps=-all",
                         "--ambient-caps=-all",
+                        // If the supervisor dies, the program is told to stop too.
+                        "--pdeathsig=TERM",
                         "--",
                     ])
                     .arg(&program)
@@ -614,6 +616,9 @@ impl SandboxSpec {
                 "--ambient-caps=-all",
                 "--bounding-set=-all",
                 "--no-new-privs",
+                // If the supervisor dies (even by SIGKILL), the program gets SIGTERM: no
+                // orphaned Envoy keeps serving a configuration nobody manages.
+                "--pdeathsig=TERM",
                 "--",
             ])
             .arg(program)
@@ -766,11 +771,12 @@ mod tests {
             .unwrap();
         let args: Vec<_> = built.command.get_args().collect();
         assert_eq!(
-            args.get(..4).unwrap(),
+            args.get(..5).unwrap(),
             [
                 "--no-new-privs",
                 "--inh-caps=-all",
                 "--ambient-caps=-all",
+                "--pdeathsig=TERM",
                 "--"
             ]
         );

@@ -8,7 +8,7 @@
 //! - Keyless: [`keyless`] verifies a sigstore bundle (v0.3) against a supplied trusted root. The
 //!   sigstore crate checks the certificate chain, the SCT, the identity and the signature; the
 //!   transparency-log evidence it leaves unchecked (inclusion proof, checkpoint, signed entry
-//!   timestamp, what the log entry says) is checked here, in [`keyless::transparency`].
+//!   timestamp, what the log entry says) is checked here, in [`keyless::entry`].
 //!
 //! Nothing here touches the network. Private keys and passwords are never printed: their
 //! types redact `Debug`, and their bytes are zeroed on drop.

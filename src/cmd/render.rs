@@ -206,9 +206,15 @@ fn check(dir: &Path, rendering: &Rendering) -> anyhow::Result<ExitCode> {
 }
 
 fn warn_placeholders(images: &[&ImageRef]) {
-    for image in images.iter().filter(|i| i.is_placeholder()) {
+    let placeholders: Vec<String> = images
+        .iter()
+        .filter(|i| i.is_placeholder())
+        .map(|i| format!("`{i}`"))
+        .collect();
+    if !placeholders.is_empty() {
         tracing::warn!(
-            "image `{image}` has a placeholder digest: pass the real digest (--image-envoy, --image-controller) before installing"
+            "placeholder digests (not real images): {}; pass the real ones with --image-envoy and --image-controller before installing",
+            placeholders.join(", ")
         );
     }
 }

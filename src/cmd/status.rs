@@ -18,17 +18,32 @@ pub(crate) struct StatusArgs {
 }
 
 pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let path = if args.state_dir.is_dir() { args.state_dir.join("status.json") } else { args.state_dir.clone() };
+    let path = if args.state_dir.is_dir() {
+        args.state_dir.join("status.json")
+    } else {
+        args.state_dir.clone()
+    };
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        anyhow::anyhow!("cannot read `{}`: {e} (is `gatehouse up` or `gatehouse serve --status-file` running?)", path.display())
+        anyhow::anyhow!(
+            "cannot read `{}`: {e} (is `gatehouse up` or `gatehouse serve --status-file` running?)",
+            path.display()
+        )
     })?;
-    let report: StatusReport = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("`{}` line {}: not a status report: {e}", path.display(), e.line()))?;
+    let report: StatusReport = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "`{}` line {}: not a status report: {e}",
+            path.display(),
+            e.line()
+        )
+    })?;
     if args.output == Output::Json {
         println!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("configuration {} (status written {})", report.config_dir, report.written_at);
+    println!(
+        "configuration {} (status written {})",
+        report.config_dir, report.written_at
+    );
     println!("\nGATEWAYS");
     for (gw, types) in &report.gateways {
         let counts: Vec<String> = types.iter().map(|(t, (n, _))| format!("{t} {n}")).collect();
@@ -40,7 +55,14 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         let name = format!(
             "{} {}{}",
             key["kind"].as_str().unwrap_or_default(),
-            key["namespace"].as_str().map(|n| if n.is_empty() { String::new() } else { format!("{n}/") }).unwrap_or_default(),
+            key["namespace"]
+                .as_str()
+                .map(|n| if n.is_empty() {
+                    String::new()
+                } else {
+                    format!("{n}/")
+                })
+                .unwrap_or_default(),
             key["name"].as_str().unwrap_or_default()
         );
         let mut conds: Vec<String> = Vec::new();
@@ -91,7 +113,10 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for (gw, n) in &report.last_nacks {
-        println!("\nlast NACK of {gw}: {}", n["message"].as_str().unwrap_or_default());
+        println!(
+            "\nlast NACK of {gw}: {}",
+            n["message"].as_str().unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

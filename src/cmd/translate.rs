@@ -125,5 +125,9 @@ pub(crate) fn run(args: &TranslateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     // Problems are reported, but translation itself succeeded: exit 0 unless files were bad.
-    Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if diags.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

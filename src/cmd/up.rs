@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use gatehouse_certs::{CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, TrustDomain};
+use gatehouse_certs::{
+    CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, TrustDomain,
+};
 use gatehouse_deploy::{AdminEndpoint, BootstrapParams, XdsAddress};
 use gatehouse_hardening::sandbox::{DEFAULT_UID, SandboxMode, SandboxSpec};
 
@@ -35,7 +37,9 @@ pub(crate) struct UpArgs {
 }
 
 pub(crate) fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(up(args))
 }
 
@@ -50,12 +54,17 @@ async fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     let envoy = resolve_envoy(&absolute(&args.envoy)?)?;
     let state = absolute(&args.state_dir)?;
-    std::fs::create_dir_all(&state).with_context(|| format!("cannot create `{}`", state.display()))?;
+    std::fs::create_dir_all(&state)
+        .with_context(|| format!("cannot create `{}`", state.display()))?;
     let pki = state.join("pki");
     std::fs::create_dir_all(&pki)?;
     let store = CaStore::open(&pki)?;
     if !store.has_ca() {
-        let ca = CertificateAuthority::generate(TrustDomain::default(), gatehouse_certs::DEFAULT_CA_VALIDITY, SystemTime::now())?;
+        let ca = CertificateAuthority::generate(
+            TrustDomain::default(),
+            gatehouse_certs::DEFAULT_CA_VALIDITY,
+            SystemTime::now(),
+        )?;
         store.init(&ca, false)?;
         eprintln!("gatehouse: created a CA in {}", store.ca_dir().display());
     }
@@ -92,7 +101,9 @@ async fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             if envoys.contains_key(gw) {
                 continue;
             }
-            let admin = args.admin_port.saturating_add(u16::try_from(i).unwrap_or(0));
+            let admin = args
+                .admin_port
+                .saturating_add(u16::try_from(i).unwrap_or(0));
             // Each gateway's Envoy gets its own user, so one cannot reach another's files.
             let uid = DEFAULT_UID + u32::try_from(i).unwrap_or(0);
             match prepare_gateway(&store, &state, gw, xds, admin, mode, uid) {
@@ -136,11 +147,19 @@ async fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
 fn resolve_envoy(path: &Path) -> anyhow::Result<PathBuf> {
     let head = std::fs::read(path)
         .map(|b| b.get(..2) == Some(b"#!"))
-        .map_err(|e| anyhow::anyhow!("Envoy not found at `{}`: {e} (run `make deps`, or pass --envoy)", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Envoy not found at `{}`: {e} (run `make deps`, or pass --envoy)",
+                path.display()
+            )
+        })?;
     if !head {
         return Ok(path.to_owned());
     }
-    let venv = path.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    let venv = path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
     let lib = venv.join("lib");
     let found = std::fs::read_dir(&lib)
         .into_iter()
@@ -183,7 +202,9 @@ fn prepare_gateway(
     if mode == SandboxMode::Full {
         store.set_leaf_owner(&identity, uid, uid)?;
     }
-    let bootstrap_dir = state.join("envoy").join(format!("{}_{}", gw.namespace(), gw.name()));
+    let bootstrap_dir = state
+        .join("envoy")
+        .join(format!("{}_{}", gw.namespace(), gw.name()));
     std::fs::create_dir_all(&bootstrap_dir)?;
     let mut params = BootstrapParams::new(
         gw.clone(),
@@ -240,17 +261,28 @@ impl Supervisor {
             for w in &cmd.warnings {
                 tracing::warn!(gateway = %self.gateway, warning = %w, "sandbox");
             }
-            let log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+            let log = match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+            {
                 Ok(f) => f,
                 Err(e) => {
                     eprintln!("gatehouse: cannot open {}: {e}", log_path.display());
                     return;
                 }
             };
-            let mut command = tokio::process::Command::from(std::mem::replace(&mut cmd.command, std::process::Command::new("true")));
+            let mut command = tokio::process::Command::from(std::mem::replace(
+                &mut cmd.command,
+                std::process::Command::new("true"),
+            ));
             command
                 .stdin(std::process::Stdio::null())
-                .stdout(log.try_clone().map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null()))
+                .stdout(
+                    log.try_clone()
+                        .map(std::process::Stdio::from)
+                        .unwrap_or_else(|_| std::process::Stdio::null()),
+                )
                 .stderr(std::process::Stdio::from(log))
                 .kill_on_drop(true);
             let started = tokio::time::Instant::now();
@@ -270,8 +302,13 @@ impl Supervisor {
             };
             let Some(status) = exited else {
                 // SIGTERM first, so Envoy stops cleanly; then kill.
-                let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+                if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                    .await
+                    .is_err()
+                {
                     let _ = child.kill().await;
                 }
                 let _ = std::fs::remove_file(self.bootstrap_dir.join("envoy.pid"));
@@ -283,7 +320,9 @@ impl Supervisor {
             eprintln!(
                 "gatehouse: Envoy for {} exited ({}); restarting in {backoff:?} (log: {})",
                 self.gateway,
-                status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
                 log_path.display()
             );
             tokio::select! {
@@ -301,9 +340,16 @@ fn announce(dir: &Path, state: &Path, xds: SocketAddr) {
     let mut lines = Vec::new();
     for ((ns, name), (gw, _)) in &config.gateways {
         for l in &gw.spec.listeners {
-            let scheme = if l.protocol == "HTTPS" { "https" } else { "http" };
+            let scheme = if l.protocol == "HTTPS" {
+                "https"
+            } else {
+                "http"
+            };
             let host = l.hostname.clone().unwrap_or_else(|| "127.0.0.1".into());
-            lines.push(format!("  {ns}/{name} {:<8} {scheme}://{host}:{}/", l.name, l.port));
+            lines.push(format!(
+                "  {ns}/{name} {:<8} {scheme}://{host}:{}/",
+                l.name, l.port
+            ));
         }
     }
     eprintln!("\ngatehouse is up: control plane on {xds} (mTLS), one sandboxed Envoy per gateway");
@@ -323,7 +369,7 @@ fn announce(dir: &Path, state: &Path, xds: SocketAddr) {
   curl -si http://127.0.0.1:8080/api | head -1                       # 401: no token
   curl -s -H \"authorization: Bearer $(cat {d}/jwt/token.jwt)\" http://127.0.0.1:8080/api
   curl -si http://127.0.0.1:8080/internal | head -1                  # 403: not from 10.0.0.0/8
-  curl -s --cacert {d}/secure-localhost.crt --resolve secure.localhost:8443:127.0.0.1 https://secure.localhost:8443/"
+  curl -s --cacert {d}/quickstart-ca.crt --resolve secure.localhost:8443:127.0.0.1 https://secure.localhost:8443/"
         );
     }
     eprintln!(

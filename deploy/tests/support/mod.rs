@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use gatehouse_certs::{
-    CaStore, CertificateAuthority, DEFAULT_CA_VALIDITY, GatewayName, Identity, LeafRequest, TrustDomain,
+    CaStore, CertificateAuthority, DEFAULT_CA_VALIDITY, GatewayName, Identity, LeafRequest,
+    TrustDomain,
 };
 use gatehouse_deploy::kubernetes::Object;
 use serde_json::Value;
@@ -95,7 +96,12 @@ pub fn of_kind<'a>(objects: &'a [Object], kind: &str) -> Vec<&'a Object> {
     objects.iter().filter(|o| o.kind == kind).collect()
 }
 
-pub fn find<'a>(objects: &'a [Object], kind: &str, namespace: Option<&str>, name: &str) -> &'a Object {
+pub fn find<'a>(
+    objects: &'a [Object],
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> &'a Object {
     objects
         .iter()
         .find(|o| o.kind == kind && o.namespace.as_deref() == namespace && o.name == name)
@@ -105,7 +111,11 @@ pub fn find<'a>(objects: &'a [Object], kind: &str, namespace: Option<&str>, name
 /// The strings of a JSON array (empty when absent).
 pub fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

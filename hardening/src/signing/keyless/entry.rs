@@ -172,7 +172,7 @@ pub fn check_body(
             }
             let [logged] = spec.signatures.as_slice() else {
                 return mismatch(format!(
-                    "it has {} signatures, the envelope one",
+                    "it lists {} signatures, the envelope has one",
                     spec.signatures.len()
                 ));
             };

@@ -83,7 +83,7 @@ mod tests {
         assert_eq!(
             out,
             format!(
-                "a:\n  image: {image}\n  z: true\nb: 1\nempty: {{}}\nlist:\n- x\n- y\noctal: '0644'\ntext: |\n  line one\n  line two\n"
+                "a:\n  image: {image}\n  z: true\nb: 1\nempty: {{}}\nlist:\n- x\n- \"y\"\noctal: \"0644\"\ntext: |\n  line one\n  line two\n"
             )
         );
         assert_eq!(from_yaml(&out).unwrap(), v);

@@ -136,7 +136,7 @@ async fn api_server(
                         "fieldsV1": {"f:metadata": {}},
                     }]),
                 );
-                if query.get("dryRun").is_none() {
+                if !query.contains_key("dryRun") {
                     stored.insert(path.clone(), object.clone());
                 }
                 ok(&object)

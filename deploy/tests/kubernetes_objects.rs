@@ -947,7 +947,8 @@ fn images_are_pinned_by_digest_and_overridable() {
 
 #[test]
 fn bad_parameters_are_refused_with_the_reason() {
-    let cases: Vec<(Box<dyn Fn(&mut HardenedParams)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut HardenedParams)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|p| p.namespace = "kube-system".into()),
             "invalid namespace `kube-system`: the control plane's namespace must be Gatehouse's own",

@@ -68,10 +68,33 @@ async fn rig(yaml: &str) -> Rig {
     assert!(problems.is_empty(), "{problems:#?}");
     // What the translator produced is also a valid static Envoy configuration.
     let static_pb = tmp.path().join("static.pb");
-    std::fs::write(&static_pb, prost::Message::encode_to_vec(&gatehouse_controller::translate::static_bootstrap(&t.snapshots[&gw]).unwrap())).unwrap();
-    let out = std::process::Command::new(envoy_bin()).args(["--mode", "validate", "-c", static_pb.to_str().unwrap(), "-l", "warning"]).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !text.contains("[warning]") && !text.contains("[error]"), "{text}");
+    std::fs::write(
+        &static_pb,
+        prost::Message::encode_to_vec(
+            &gatehouse_controller::translate::static_bootstrap(&t.snapshots[&gw]).unwrap(),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(envoy_bin())
+        .args([
+            "--mode",
+            "validate",
+            "-c",
+            static_pb.to_str().unwrap(),
+            "-l",
+            "warning",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("[warning]") && !text.contains("[error]"),
+        "{text}"
+    );
     let cache = Arc::new(SnapshotCache::new());
     cache.set(&gw, t.snapshots[&gw].clone());
 

@@ -42,9 +42,13 @@ pub(crate) fn write_set(dir: &Path, files: &[FileSpec<'_>]) -> Result<()> {
             .create(dir)
             .map_err(write_err(dir))?;
     }
+    // Keep the previous set's owner when it was handed to another user; a no-op chown is
+    // skipped (a sandboxed controller may not be allowed the chown system call at all).
+    let own = fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()));
     let owner = fs::metadata(dir.join(DATA_LINK))
         .ok()
-        .map(|m| (m.uid(), m.gid()));
+        .map(|m| (m.uid(), m.gid()))
+        .filter(|o| Some(*o) != own);
     let version = dir.join(format!("{VERSION_PREFIX}{}", random_hex()?));
     let result = write_version(dir, &version, files, owner);
     if result.is_err() {

@@ -8,6 +8,7 @@
 
 mod envoy;
 mod hostnames;
+mod json;
 mod routes;
 mod security;
 mod static_config;
@@ -31,6 +32,7 @@ use crate::model::{
     Origin, ParentReference,
 };
 use crate::snapshot::{Resource, ResourceType, Snapshot};
+pub use json::to_json;
 use routes::{ResolvedBackends, RouteEntry};
 pub use security::EffectiveSecurity;
 pub use static_config::{StaticConfigError, static_bootstrap};

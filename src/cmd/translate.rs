@@ -11,10 +11,13 @@ use prost::Message as _;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
-    /// For people: resources by gateway, then problems.
+    /// For people: resource names and versions by gateway, then problems.
     Text,
-    /// Resources (names and versions), statuses, effective security and diagnostics as JSON.
+    /// Every resource in full (protobuf JSON mapping, `Any` expanded), statuses, effective
+    /// security and diagnostics.
     Json,
+    /// The same as YAML.
+    Yaml,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -96,32 +99,36 @@ pub(crate) fn run(args: &TranslateArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Format::Json => {
-            let gateways: serde_json::Map<String, serde_json::Value> = t
-                .snapshots
-                .iter()
-                .map(|(gw, snap)| {
-                    let res: serde_json::Map<String, serde_json::Value> = types
-                        .iter()
-                        .map(|ty| {
-                            let list = snap
-                                .resources(*ty)
-                                .iter()
-                                .map(|(n, r)| serde_json::json!({"name": n, "version": r.version(), "bytes": r.body().value.len()}))
-                                .collect();
-                            (ty.short().to_owned(), serde_json::Value::Array(list))
+        Format::Json | Format::Yaml => {
+            let mut gateways = serde_json::Map::new();
+            for (gw, snap) in &t.snapshots {
+                let mut res = serde_json::Map::new();
+                for ty in &types {
+                    let list = snap
+                        .resources(*ty)
+                        .values()
+                        .map(|r| {
+                            gatehouse_controller::translate::to_json(r)
+                                .map_err(|e| anyhow::anyhow!(e))
                         })
-                        .collect();
-                    (gw.to_string(), serde_json::Value::Object(res))
-                })
-                .collect();
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    res.insert(ty.short().to_owned(), serde_json::Value::Array(list));
+                }
+                gateways.insert(gw.to_string(), serde_json::Value::Object(res));
+            }
             let v = serde_json::json!({
                 "gateways": gateways,
                 "status": t.status,
                 "security": t.security,
                 "diagnostics": diags,
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            if args.output == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let mut o = serde_saphyr::SerializerOptions::default();
+                o.prefer_block_scalars = false;
+                print!("{}", serde_saphyr::to_string_with_options(&v, o)?);
+            }
         }
     }
     // Problems are reported, but translation itself succeeded: exit 0 unless files were bad.

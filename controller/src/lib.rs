@@ -13,6 +13,7 @@
 //! Still to come in this crate: the configuration model, the file and Kubernetes sources, and
 //! the translator (see the translation issue).
 
+pub mod admission;
 mod discover;
 pub mod model;
 pub mod run;

@@ -1,13 +1,17 @@
 //! The configuration model: Gateway API and `gatehouse.dev` objects as read from files (or, in
 //! Kubernetes mode, from the API), each with where it came from.
 
+mod crds;
 mod gatehouse;
 mod gateway_api;
+mod gateway_policy;
 mod load;
 mod meta;
 
+pub use crds::{BackendResource, SecurityPolicyResource, crds};
 pub use gatehouse::*;
 pub use gateway_api::*;
+pub use gateway_policy::*;
 pub use load::{Diagnostic, Objects, config_files, load_dir, load_text};
 pub use meta::{Kind, ObjectKey, ObjectMeta, Origin};
 
@@ -30,6 +34,8 @@ pub struct Config {
     pub backends: Objects<Backend>,
     /// SecurityPolicies.
     pub security_policies: Objects<SecurityPolicy>,
+    /// GatewayPolicies (cluster-scoped: namespace is empty).
+    pub gateway_policies: Objects<GatewayPolicy>,
 }
 
 macro_rules! inserter {
@@ -101,6 +107,12 @@ impl Config {
             Kind::SecurityPolicy,
             &mut dups,
         );
+        merge_map(
+            &mut self.gateway_policies,
+            other.gateway_policies,
+            Kind::GatewayPolicy,
+            &mut dups,
+        );
         dups
     }
 
@@ -141,6 +153,13 @@ impl Config {
         SecurityPolicy,
         Kind::SecurityPolicy,
         true
+    );
+    inserter!(
+        insert_gateway_policy,
+        gateway_policies,
+        GatewayPolicy,
+        Kind::GatewayPolicy,
+        false
     );
 
     /// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects in `from_ns` refer to the

@@ -105,6 +105,17 @@ pub struct RouteSecurity {
     pub security: EffectiveSecurity,
 }
 
+/// The security a route on listener `section` of Gateway `gw_ns/gw_name` inherits from the
+/// Gateway's policies (what `disableInheritedAuthentication` drops), for admission.
+pub(crate) fn gateway_security(
+    config: &Config,
+    gw_ns: &str,
+    gw_name: &str,
+    section: &str,
+) -> EffectiveSecurity {
+    security::effective(config, gw_ns, gw_name, section, Kind::Gateway, "", "")
+}
+
 fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);

@@ -617,11 +617,9 @@ fn without_nulls(v: Value) -> Value {
 }
 
 fn to_yaml(v: Value) -> Result<String, BootstrapError> {
-    let v = without_nulls(v);
-    let mut options = serde_saphyr::SerializerOptions::default();
-    // Long strings (type URLs, paths) stay plain scalars instead of `>-` folded blocks.
-    options.prefer_block_scalars = false;
-    Ok(serde_saphyr::to_string_with_options(&v, options)?)
+    // Sorted keys whatever serde_json's `preserve_order` (which another crate in the graph
+    // switches on), long strings as plain scalars: see `crate::yaml`.
+    Ok(crate::yaml::to_yaml(&without_nulls(v))?)
 }
 
 #[cfg(test)]

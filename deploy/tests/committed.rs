@@ -33,8 +33,22 @@ fn check_or_bless(dir: &Path, rendering: &Rendering) {
 
 #[test]
 fn committed_hardened_profile_is_the_default_rendering() {
+    // The committed profile also holds Gatehouse's CRDs (`00-customresourcedefinitions.yaml`),
+    // which come from the controller crate: `gatehouse render` adds them, and
+    // `tests/profiles_cli.rs` checks the whole directory. Here, everything else.
     let rendering = render_hardened(&HardenedParams::default(), &[]).unwrap();
-    check_or_bless(&profiles().join("kubernetes-hardened"), &rendering);
+    let committed = profiles().join("kubernetes-hardened");
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&committed).unwrap().flatten() {
+        if entry.file_name() != "00-customresourcedefinitions.yaml" {
+            std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+        }
+    }
+    if std::env::var_os("GATEHOUSE_BLESS").is_some() {
+        check_or_bless(&committed, &rendering);
+    } else {
+        check_or_bless(copy.path(), &rendering);
+    }
 }
 
 #[test]

@@ -54,7 +54,8 @@ pub(crate) fn run(args: &InstallArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let objects = gatehouse_deploy::hardened_objects(&params, &[])?;
+    let objects =
+        gatehouse_deploy::hardened_objects(&params, &gatehouse_controller::model::crds())?;
     let mut options = InstallOptions::default();
     options.dry_run = args.dry_run;
     options.rollout_timeout = args.timeout;

@@ -145,7 +145,7 @@ pub(crate) fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
             let params = args.profile.hardened()?;
             warn_placeholders(&[&params.envoy_image, &params.controller_image]);
             // The controller's CRDs (gatehouse-controller) will be passed here once they exist.
-            gatehouse_deploy::render_hardened(&params, &[])?
+            gatehouse_deploy::render_hardened(&params, &gatehouse_controller::model::crds())?
         }
         Profile::Standalone => {
             let params = args.profile.standalone()?;

@@ -140,7 +140,7 @@ pub fn load_text(config: &mut Config, diags: &mut Vec<Diagnostic>, file: &Path, 
         let Some(kind) = Kind::from_type_meta(&api_version, &kind_name) else {
             diags.push(diag(
                 start,
-                format!("`{api_version}` `{kind_name}` is not a kind Gatehouse reads (GatewayClass, Gateway, HTTPRoute, GRPCRoute of gateway.networking.k8s.io/v1, ReferenceGrant, v1 Secret, Backend and SecurityPolicy of gatehouse.dev/v1alpha1)"),
+                format!("`{api_version}` `{kind_name}` is not a kind Gatehouse reads (GatewayClass, Gateway, HTTPRoute, GRPCRoute of gateway.networking.k8s.io/v1, ReferenceGrant, v1 Secret, Backend, SecurityPolicy and GatewayPolicy of gatehouse.dev/v1alpha1)"),
             ));
             continue;
         };
@@ -157,6 +157,7 @@ pub fn load_text(config: &mut Config, diags: &mut Vec<Diagnostic>, file: &Path, 
             Kind::Secret => parse(&doc).map(|o| config.insert_secret(o, origin)),
             Kind::Backend => parse(&doc).map(|o| config.insert_backend(o, origin)),
             Kind::SecurityPolicy => parse(&doc).map(|o| config.insert_security_policy(o, origin)),
+            Kind::GatewayPolicy => parse(&doc).map(|o| config.insert_gateway_policy(o, origin)),
         };
         match result {
             Err(e) => {

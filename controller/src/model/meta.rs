@@ -47,6 +47,8 @@ pub enum Kind {
     Backend,
     /// `gatehouse.dev/v1alpha1 SecurityPolicy`
     SecurityPolicy,
+    /// `gatehouse.dev/v1alpha1 GatewayPolicy` (cluster-scoped)
+    GatewayPolicy,
 }
 
 impl Kind {
@@ -61,6 +63,7 @@ impl Kind {
             "Secret" => Self::Secret,
             "Backend" => Self::Backend,
             "SecurityPolicy" => Self::SecurityPolicy,
+            "GatewayPolicy" => Self::GatewayPolicy,
             _ => return None,
         };
         let ok = match k {
@@ -74,7 +77,9 @@ impl Kind {
                 api_version == "gateway.networking.k8s.io/v1"
             }
             Self::Secret => api_version == "v1",
-            Self::Backend | Self::SecurityPolicy => api_version == "gatehouse.dev/v1alpha1",
+            Self::Backend | Self::SecurityPolicy | Self::GatewayPolicy => {
+                api_version == "gatehouse.dev/v1alpha1"
+            }
         };
         ok.then_some(k)
     }
@@ -88,7 +93,7 @@ impl Kind {
             | Self::GRPCRoute
             | Self::ReferenceGrant => "gateway.networking.k8s.io",
             Self::Secret => "",
-            Self::Backend | Self::SecurityPolicy => "gatehouse.dev",
+            Self::Backend | Self::SecurityPolicy | Self::GatewayPolicy => "gatehouse.dev",
         }
     }
 
@@ -103,6 +108,7 @@ impl Kind {
             Self::Secret => "Secret",
             Self::Backend => "Backend",
             Self::SecurityPolicy => "SecurityPolicy",
+            Self::GatewayPolicy => "GatewayPolicy",
         }
     }
 }

@@ -1,0 +1,515 @@
+//! Cedar admission in the control plane: the configuration is translated once to learn what
+//! each route would get (its listeners, hostnames and effective security), decomposed into
+//! claims, and judged by the operator's policies. A route denied by a `deny` policy (or by any
+//! evaluation error) is dropped and the rest translated again, so it is never programmed; it
+//! gets `Accepted=False` with reason `NotAllowedByPolicy` naming the policy, its message and
+//! the claim. A `warn` policy programs the route and adds a `PolicyWarning` condition; a
+//! `dryrun` policy is only reported.
+//!
+//! ```text
+//! Config ─▶ probe translation ─▶ claims ─▶ Engine ─▶ Report ─┬─ nothing denied: the probe is it
+//!                                                           └─ Config − denied ─▶ translation
+//! ```
+
+mod cases;
+mod claims;
+mod sources;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use gatehouse_policies::{
+    ClaimDecision, Decision, Enforcement, Engine, InvalidPolicySet, PolicyDiagnostic, PolicySource,
+    Severity,
+};
+
+pub use cases::{CaseResult, TestFile, TestOutcome, run_test_file, test_files};
+pub use claims::{ObjectClaim, claims};
+pub use sources::{admission_data, cedar_files, data_warnings, file_sources, object_sources};
+
+use crate::model::{Config, Kind, ObjectKey, Origin};
+use crate::translate::{Condition, ObjectStatus, TranslateOptions, Translation, Translator};
+
+/// The reason of the `Accepted=False` condition of a route a policy denies.
+pub const NOT_ALLOWED: &str = "NotAllowedByPolicy";
+/// The type of the condition a `warn` policy adds.
+pub const POLICY_WARNING: &str = "PolicyWarning";
+
+/// One reason an object is not simply allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ObjectFinding {
+    /// The policy id.
+    pub policy: String,
+    /// Its enforcement (an evaluation error always denies).
+    pub enforcement: Enforcement,
+    /// The policy's message, or what went wrong.
+    pub message: String,
+    /// An evaluation error.
+    pub error: bool,
+    /// The claim, for people.
+    pub claim: String,
+}
+
+impl std::fmt::Display for ObjectFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.error {
+            write!(f, "{} (claim: {})", self.message, self.claim)
+        } else {
+            write!(
+                f,
+                "policy `{}` ({}): {} (claim: {})",
+                self.policy, self.enforcement, self.message, self.claim
+            )
+        }
+    }
+}
+
+/// The decision on one object.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectDecision {
+    /// The object.
+    pub object: ObjectKey,
+    /// Where it is defined.
+    pub origin: Origin,
+    /// The worst decision over its claims.
+    pub decision: Decision,
+    /// How many claims it makes.
+    pub claims: usize,
+    /// Every finding (deny, warn, dryrun, errors).
+    pub findings: Vec<ObjectFinding>,
+}
+
+impl ObjectDecision {
+    /// The findings that decide `decision`.
+    pub fn deciding(&self) -> impl Iterator<Item = &ObjectFinding> {
+        self.findings.iter().filter(move |f| match self.decision {
+            Decision::Deny => f.enforcement == Enforcement::Deny,
+            Decision::Warn => f.enforcement == Enforcement::Warn,
+            Decision::Allow => false,
+        })
+    }
+
+    /// The ids of every determining policy.
+    pub fn policies(&self) -> BTreeSet<&str> {
+        self.findings.iter().map(|f| f.policy.as_str()).collect()
+    }
+
+    fn summary(&self) -> String {
+        let deciding: Vec<&ObjectFinding> = self.deciding().collect();
+        match deciding.as_slice() {
+            [] => String::new(),
+            [one] => one.to_string(),
+            [first, rest @ ..] => {
+                let others: BTreeSet<&str> = rest.iter().map(|f| f.policy.as_str()).collect();
+                format!(
+                    "{first}; and {} more ({})",
+                    rest.len(),
+                    others.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// The decisions on every object that makes claims.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// By object.
+    pub objects: BTreeMap<ObjectKey, ObjectDecision>,
+}
+
+impl Report {
+    /// Objects denied.
+    pub fn denied(&self) -> impl Iterator<Item = &ObjectDecision> {
+        self.objects
+            .values()
+            .filter(|o| o.decision == Decision::Deny)
+    }
+
+    /// The decision on `object` (allow when it makes no claim).
+    pub fn decision(&self, object: &ObjectKey) -> Decision {
+        self.objects
+            .get(object)
+            .map_or(Decision::Allow, |o| o.decision)
+    }
+}
+
+/// Every claim with its decision, and the decisions by object.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    /// Each claim and its decision.
+    pub claims: Vec<(ObjectClaim, ClaimDecision)>,
+    /// By object.
+    pub report: Report,
+}
+
+fn origin_of(config: &Config, key: &ObjectKey) -> Origin {
+    let id = (key.namespace.clone(), key.name.clone());
+    match key.kind {
+        Kind::HTTPRoute => config.http_routes.get(&id).map(|(_, o)| o.clone()),
+        Kind::GRPCRoute => config.grpc_routes.get(&id).map(|(_, o)| o.clone()),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Judges every claim of `config` (translated as `translation`) with `engine`.
+pub fn evaluate(engine: &Engine, config: &Config, translation: &Translation) -> Evaluation {
+    let claims = claims(config, translation);
+    let data = admission_data(config);
+    let plain: Vec<gatehouse_policies::Claim> = claims.iter().map(|c| c.claim.clone()).collect();
+    let decisions = engine.evaluate(&plain, &data);
+    let mut report = Report::default();
+    for (c, d) in claims.iter().zip(&decisions) {
+        let o = report
+            .objects
+            .entry(c.object.clone())
+            .or_insert_with(|| ObjectDecision {
+                object: c.object.clone(),
+                origin: origin_of(config, &c.object),
+                decision: Decision::Allow,
+                claims: 0,
+                findings: Vec::new(),
+            });
+        o.claims += 1;
+        o.decision = o.decision.max(d.decision);
+        for f in &d.findings {
+            let finding = ObjectFinding {
+                policy: f.policy.clone(),
+                enforcement: f.enforcement,
+                message: f.message.clone(),
+                error: f.error,
+                claim: c.claim.to_string(),
+            };
+            if !o.findings.contains(&finding) {
+                o.findings.push(finding);
+            }
+        }
+    }
+    Evaluation {
+        claims: claims.into_iter().zip(decisions).collect(),
+        report,
+    }
+}
+
+/// A report that denies every route: the fail-closed answer when no valid policy set was ever
+/// loaded.
+fn refuse_all(config: &Config, translation: &Translation, why: &str) -> Report {
+    let mut report = Report::default();
+    for rs in &translation.security {
+        report
+            .objects
+            .entry(rs.route.clone())
+            .or_insert_with(|| ObjectDecision {
+                object: rs.route.clone(),
+                origin: origin_of(config, &rs.route),
+                decision: Decision::Deny,
+                claims: 0,
+                findings: vec![ObjectFinding {
+                    policy: gatehouse_policies::ADMISSION_ID.into(),
+                    enforcement: Enforcement::Deny,
+                    message: why.to_owned(),
+                    error: true,
+                    claim: "every claim".into(),
+                }],
+            });
+    }
+    report
+}
+
+/// The policies the control plane enforces.
+#[derive(Clone, Debug, Default)]
+pub enum Policies {
+    /// No policy: admission allows everything.
+    #[default]
+    Off,
+    /// A valid policy set.
+    Enforce(Arc<Engine>),
+    /// No valid policy set was ever loaded (fail closed: nothing is programmed).
+    RefuseAll(String),
+}
+
+/// A translation after admission, and the decisions.
+#[derive(Clone, Debug, Default)]
+pub struct Admitted {
+    /// What is programmed, with the statuses of denied and warned routes.
+    pub translation: Translation,
+    /// The decisions.
+    pub report: Report,
+}
+
+/// A translator that admits: it keeps two incremental translators, one for the whole
+/// configuration (to learn what each route would get) and one for what is admitted, so each
+/// stays incremental across changes.
+#[derive(Debug)]
+pub struct Admitter {
+    probe: Translator,
+    publish: Translator,
+}
+
+impl Admitter {
+    /// An admitter translating with `options`.
+    pub fn new(options: TranslateOptions) -> Self {
+        Self {
+            probe: Translator::new(options.clone()),
+            publish: Translator::new(options),
+        }
+    }
+
+    /// Translates `config`, admitting it with `policies`.
+    pub fn translate(&mut self, config: &Config, policies: &Policies) -> Admitted {
+        let probe = self.probe.translate(config);
+        let report = match policies {
+            Policies::Off => Report::default(),
+            Policies::Enforce(e) if e.is_empty() => Report::default(),
+            Policies::Enforce(e) => evaluate(e, config, &probe).report,
+            Policies::RefuseAll(why) => refuse_all(config, &probe, why),
+        };
+        admit(config, probe, report, &mut self.publish)
+    }
+}
+
+/// Applies `report` to a probe translation: drops denied routes (translating again without
+/// them) and writes their conditions.
+fn admit(
+    config: &Config,
+    probe: Translation,
+    report: Report,
+    publish: &mut Translator,
+) -> Admitted {
+    let denied: Vec<&ObjectDecision> = report.denied().collect();
+    let mut translation = if denied.is_empty() {
+        probe.clone()
+    } else {
+        let mut admitted = config.clone();
+        for d in &denied {
+            let id = (d.object.namespace.clone(), d.object.name.clone());
+            match d.object.kind {
+                Kind::HTTPRoute => {
+                    admitted.http_routes.remove(&id);
+                }
+                Kind::GRPCRoute => {
+                    admitted.grpc_routes.remove(&id);
+                }
+                _ => {}
+            }
+        }
+        let mut t = publish.translate(&admitted);
+        for d in &denied {
+            let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
+            let parts = probe
+                .status
+                .iter()
+                .find(|s| s.object == d.object)
+                .map(|s| {
+                    s.parts
+                        .iter()
+                        .map(|(label, conds)| {
+                            let conds = conds
+                                .iter()
+                                .map(|c| {
+                                    if c.condition_type == "Accepted" {
+                                        cond.clone()
+                                    } else {
+                                        c.clone()
+                                    }
+                                })
+                                .collect();
+                            (label.clone(), conds)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            t.status.push(ObjectStatus {
+                object: d.object.clone(),
+                origin: d.origin.clone(),
+                conditions: vec![cond],
+                parts,
+            });
+        }
+        t
+    };
+    for o in report.objects.values() {
+        if o.decision == Decision::Warn
+            && let Some(s) = translation.status.iter_mut().find(|s| s.object == o.object)
+        {
+            s.conditions
+                .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));
+        }
+    }
+    Admitted {
+        translation,
+        report,
+    }
+}
+
+/// What reloading the policies found.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyUpdate {
+    /// A new policy set is in force.
+    pub changed: bool,
+    /// The sources do not make a valid set: it was refused, and the last valid set stays.
+    pub refused: bool,
+    /// Problems (errors when refused; warnings otherwise).
+    pub diagnostics: Vec<PolicyDiagnostic>,
+}
+
+/// The policies of the file control plane: `*.cedar` files of the configuration directory and
+/// GatewayPolicy objects, compiled when they change. An invalid set is refused as a whole and
+/// the last valid one stays in force.
+#[derive(Debug, Default)]
+pub struct PolicyLoader {
+    in_force: Option<Arc<Engine>>,
+    sources: Option<u64>,
+    last: PolicyUpdate,
+}
+
+impl PolicyLoader {
+    /// Reads the policies of `dir` and `config` again.
+    pub fn reload(&mut self, dir: &Path, config: &Config) -> PolicyUpdate {
+        let (mut sources, mut diags) = match cedar_files(dir) {
+            Ok(files) => file_sources(&files),
+            Err(e) => (
+                Vec::new(),
+                vec![PolicyDiagnostic {
+                    severity: Severity::Error,
+                    file: dir.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    policy: None,
+                    message: format!("cannot list policy files: {e}"),
+                    help: None,
+                }],
+            ),
+        };
+        let (objects, object_diags) = object_sources(config);
+        sources.extend(objects);
+        diags.extend(object_diags);
+        let fingerprint = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            sources.hash(&mut h);
+            diags.hash(&mut h);
+            admission_data(config).hash(&mut h);
+            h.finish()
+        };
+        if self.sources == Some(fingerprint) {
+            let mut same = self.last.clone();
+            same.changed = false;
+            return same;
+        }
+        self.sources = Some(fingerprint);
+        let update = match compile(&sources, diags) {
+            Ok((engine, mut warnings)) => {
+                warnings.extend(data_warnings(config, engine.policies()));
+                self.in_force = Some(Arc::new(engine));
+                PolicyUpdate {
+                    changed: true,
+                    refused: false,
+                    diagnostics: warnings,
+                }
+            }
+            Err(invalid) => PolicyUpdate {
+                changed: false,
+                refused: true,
+                diagnostics: invalid.diagnostics,
+            },
+        };
+        self.last = update.clone();
+        update
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> Policies {
+        match (&self.in_force, self.last.refused) {
+            (Some(e), _) => Policies::Enforce(e.clone()),
+            (None, true) => Policies::RefuseAll(
+                "the policy set is invalid and no valid set was loaded before: nothing is programmed until the policies are fixed".into(),
+            ),
+            (None, false) => Policies::Off,
+        }
+    }
+}
+
+/// Compiles sources, refusing the set if gathering them already found errors.
+pub fn compile(
+    sources: &[PolicySource],
+    mut diags: Vec<PolicyDiagnostic>,
+) -> Result<(Engine, Vec<PolicyDiagnostic>), InvalidPolicySet> {
+    match Engine::compile(sources) {
+        Ok(c) => {
+            if diags.iter().any(|d| d.severity == Severity::Error) {
+                diags.extend(c.warnings);
+                return Err(InvalidPolicySet { diagnostics: diags });
+            }
+            diags.extend(c.warnings);
+            Ok((c.engine, diags))
+        }
+        Err(mut e) => {
+            diags.append(&mut e.diagnostics);
+            Err(InvalidPolicySet { diagnostics: diags })
+        }
+    }
+}
+
+/// The policies of `dirs` (their `*.cedar` files) and of the GatewayPolicy objects of
+/// `config`, compiled, with the warnings; or every problem.
+pub fn load_policies(
+    dirs: &[&Path],
+    config: &Config,
+) -> Result<(Engine, Vec<PolicyDiagnostic>), InvalidPolicySet> {
+    let mut sources = Vec::new();
+    let mut diags = Vec::new();
+    let mut seen = BTreeSet::new();
+    for dir in dirs {
+        match cedar_files(dir) {
+            Ok(files) => {
+                let files: Vec<_> = files
+                    .into_iter()
+                    .filter(|f| seen.insert(f.clone()))
+                    .collect();
+                let (s, d) = file_sources(&files);
+                sources.extend(s);
+                diags.extend(d);
+            }
+            Err(e) => diags.push(PolicyDiagnostic {
+                severity: Severity::Error,
+                file: dir.display().to_string(),
+                line: 0,
+                column: 0,
+                policy: None,
+                message: format!("cannot list policy files: {e}"),
+                help: None,
+            }),
+        }
+    }
+    let (objects, object_diags) = object_sources(config);
+    sources.extend(objects);
+    diags.extend(object_diags);
+    let (engine, mut warnings) = compile(&sources, diags)?;
+    warnings.extend(data_warnings(config, engine.policies()));
+    Ok((engine, warnings))
+}
+
+/// The GatewayPolicy documents of the YAML files of `dir` (other documents are ignored; test
+/// files, `*.test.yaml`, are skipped).
+pub fn policy_objects(dir: &Path) -> crate::model::Objects<crate::model::GatewayPolicy> {
+    let mut config = Config::default();
+    for f in crate::model::config_files(dir).unwrap_or_default() {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.contains(".test.") {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&f)
+            && text.contains("GatewayPolicy")
+        {
+            let mut diags = Vec::new();
+            crate::model::load_text(&mut config, &mut diags, &f, &text);
+        }
+    }
+    config.gateway_policies
+}

@@ -1,0 +1,59 @@
+//! The CustomResourceDefinitions of Gatehouse's own kinds, generated from the same spec types
+//! the configuration is read into (kube's derive), so the YAML schema is exact.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{CustomResource, CustomResourceExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::gatehouse::{BackendSpec, SecurityPolicySpec};
+
+/// `gatehouse.dev/v1alpha1 Backend`.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "Backend",
+    root = "BackendResource",
+    namespaced
+)]
+pub struct BackendResourceSpec {
+    /// The spec.
+    #[serde(flatten)]
+    pub spec: BackendSpec,
+}
+
+/// `gatehouse.dev/v1alpha1 SecurityPolicy`.
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "SecurityPolicy",
+    root = "SecurityPolicyResource",
+    namespaced
+)]
+pub struct SecurityPolicyResourceSpec {
+    /// The spec.
+    #[serde(flatten)]
+    pub spec: SecurityPolicySpec,
+}
+
+/// Every CRD of Gatehouse, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![BackendResource::crd(), SecurityPolicyResource::crd()]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crds_carry_the_spec_schema() {
+        let crds = super::crds();
+        assert_eq!(crds.len(), 2);
+        let yaml = serde_json::to_string(&crds[1]).unwrap();
+        assert!(
+            yaml.contains("ipAllow")
+                && yaml.contains("targetRefs")
+                && yaml.contains("disableInheritedAuthentication")
+        );
+        assert_eq!(crds[0].spec.group, "gatehouse.dev");
+    }
+}

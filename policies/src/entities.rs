@@ -314,7 +314,22 @@ pub(crate) fn build_entities(
             .map_err(err)?,
         );
     }
-    Entities::from_entities(out, Some(schema())).map_err(|e| e.to_string())
+    Entities::from_entities(out, Some(schema())).map_err(|e| chain(&e))
+}
+
+/// An error and its causes, on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 fn authn(a: &AuthnFacts) -> Result<RestrictedExpression, String> {
@@ -515,9 +530,9 @@ pub(crate) fn request(t: &Types, c: &Claim) -> Result<Request, String> {
         }
     };
     let context = Context::from_pairs(fields.into_iter().map(|(k, v)| (k.to_owned(), v)))
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| chain(&e))?;
     let action = uid(&t.action, c.kind.action());
-    Request::new(principal, action, resource, context, Some(schema())).map_err(|e| e.to_string())
+    Request::new(principal, action, resource, context, Some(schema())).map_err(|e| chain(&e))
 }
 
 #[cfg(test)]

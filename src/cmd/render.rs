@@ -137,6 +137,12 @@ pub(crate) struct RenderArgs {
     /// differs, is missing, or is not rendered.
     #[arg(long, value_name = "DIR")]
     check: Option<PathBuf>,
+    /// Sign the rendered directory as a whole with this cosign-compatible key: a manifest of
+    /// every file's SHA-256 (`SHA256SUMS`) and its signature (`SHA256SUMS.sig`); check it with
+    /// `gatehouse verify-signature --key PUB --manifest DIR`. The key's password comes from
+    /// GATEHOUSE_SIGNING_PASSWORD (or COSIGN_PASSWORD) or a prompt.
+    #[arg(long, value_name = "KEY", requires = "output_dir")]
+    sign_key: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
@@ -171,6 +177,19 @@ pub(crate) fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
             println!("wrote {} files to {}", written.len(), dir.display());
             for path in written {
                 println!("  {}", path.display());
+            }
+            if let Some(key_path) = &args.sign_key {
+                use gatehouse_hardening::signing::password::{Password, Prompt};
+                let key =
+                    gatehouse_hardening::signing::keys::SigningKey::load_with(key_path, || {
+                        Password::from_env_or_prompt(Prompt::Once)
+                    })?;
+                let signed = gatehouse_hardening::signing::manifest::sign_dir(dir, &key)?;
+                println!(
+                    "signed {} and {}",
+                    signed.manifest.display(),
+                    signed.signature.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -724,28 +724,16 @@ impl Translator {
                             ns,
                             name,
                         );
-                        let mut policy_clusters = security::PolicyClusters::new();
-                        for (r, h2) in security::backend_refs(&eff) {
-                            let policy_ns = eff
-                                .policies
-                                .last()
-                                .and_then(|p| p.split('/').next())
-                                .unwrap_or(ns)
-                                .to_owned();
-                            match resolve_backend(config, &policy_ns, Kind::SecurityPolicy, &r, h2)
-                            {
-                                Ok((c, key, h2)) => {
-                                    work.clusters.insert(c.clone(), (key, h2));
-                                    policy_clusters.insert(r, c);
-                                }
-                                Err((_, msg)) => {
-                                    accepted = Condition::fail(
-                                        "Accepted",
-                                        "UnsupportedValue",
-                                        format!("security policy backend: {msg}"),
-                                    );
-                                }
-                            }
+                        let (policy_clusters, resolved, problems) = policy_backends(config, &eff);
+                        for (c, key, h2) in resolved {
+                            work.clusters.insert(c, (key, h2));
+                        }
+                        if let Some(msg) = problems.first() {
+                            accepted = Condition::fail(
+                                "Accepted",
+                                "UnsupportedValue",
+                                format!("security policy backend: {msg}"),
+                            );
                         }
                         if accepted.status != "True" {
                             continue;
@@ -950,19 +938,7 @@ impl Translator {
                 .unwrap_or_default();
             let mut policy_clusters = security::PolicyClusters::new();
             for e in &effs {
-                for (r, h2) in security::backend_refs(e) {
-                    let policy_ns = e
-                        .policies
-                        .last()
-                        .and_then(|p| p.split('/').next())
-                        .unwrap_or(&work.namespace)
-                        .to_owned();
-                    if let Ok((c, _, _)) =
-                        resolve_backend(config, &policy_ns, Kind::SecurityPolicy, &r, h2)
-                    {
-                        policy_clusters.insert(r, c);
-                    }
-                }
+                policy_clusters.extend(policy_backends(config, e).0);
             }
             let fs = security::http_filters(&effs, &policy_clusters, &|policy, secret| {
                 htpasswd(config, policy, secret)
@@ -1353,4 +1329,25 @@ fn htpasswd(config: &Config, policy: &str, secret: &str) -> Option<String> {
     let ns = policy.split('/').next()?;
     let (s, _) = config.secrets.get(&(ns.to_owned(), secret.to_owned()))?;
     String::from_utf8(s.value(".htpasswd")?).ok()
+}
+
+/// Resolves the backends an effective security needs (JWKS, extAuth): the cluster of each
+/// reference, the clusters to add, and what could not be resolved.
+fn policy_backends(
+    config: &Config,
+    e: &EffectiveSecurity,
+) -> (security::PolicyClusters, Vec<Resolved>, Vec<String>) {
+    let mut clusters = security::PolicyClusters::new();
+    let mut resolved = Vec::new();
+    let mut problems = Vec::new();
+    for (r, h2, policy_ns) in security::backend_refs(e) {
+        match resolve_backend(config, &policy_ns, Kind::SecurityPolicy, &r, h2) {
+            Ok(res) => {
+                clusters.insert(r, res.0.clone());
+                resolved.push(res);
+            }
+            Err((_, msg)) => problems.push(msg),
+        }
+    }
+    (clusters, resolved, problems)
 }

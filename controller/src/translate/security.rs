@@ -259,20 +259,22 @@ pub(crate) fn route_blocked_by(
         })
 }
 
-/// Backend references a policy needs as clusters: JWKS servers (HTTP/1.1) and extAuth (gRPC).
+/// Backend references a policy needs as clusters — JWKS servers (HTTP/1.1) and extAuth (gRPC) —
+/// each with the namespace of the policy that names it.
 pub(crate) fn backend_refs(
     e: &EffectiveSecurity,
-) -> Vec<(crate::model::BackendObjectReference, bool)> {
+) -> Vec<(crate::model::BackendObjectReference, bool, String)> {
+    let ns = |policy: &str| policy.split('/').next().unwrap_or_default().to_owned();
     let mut out = Vec::new();
-    if let Some((_, j)) = &e.jwt {
+    if let Some((policy, j)) = &e.jwt {
         for p in &j.providers {
             if let Some(r) = &p.remote_jwks {
-                out.push((r.backend_ref.object_ref(), false));
+                out.push((r.backend_ref.object_ref(), false, ns(policy)));
             }
         }
     }
-    if let Some((_, x)) = &e.ext_auth {
-        out.push((x.backend_ref.object_ref(), true));
+    if let Some((policy, x)) = &e.ext_auth {
+        out.push((x.backend_ref.object_ref(), true, ns(policy)));
     }
     out
 }

@@ -41,10 +41,17 @@ pub(crate) enum Command {
     Render(cmd::render::RenderArgs),
     /// Apply the hardened profile to a Kubernetes cluster (server-side apply) and wait for it.
     Install(cmd::install::InstallArgs),
+    /// Cedar admission offline: validate, format and test policies; check a configuration
+    /// against them and explain the decisions.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
     /// Sign files or a directory with a cosign-compatible key, or create a key pair.
     Sign(cmd::sign::SignArgs),
     /// Verify a signature, a signed directory or a keyless sigstore bundle, offline.
     VerifySignature(cmd::verify_signature::VerifySignatureArgs),
+    /// Audit manifests, Envoy bootstraps, certificates, systemd units, signatures and running
+    /// processes against Gatehouse's hardening checks.
+    Verify(cmd::verify::VerifyArgs),
     /// Print version, git commit, rustc and target.
     Version(cmd::version::VersionArgs),
     /// Print a shell completion script.
@@ -72,8 +79,10 @@ pub(crate) fn run() -> ExitCode {
         Command::Echo(a) => cmd::echo::run(&a),
         Command::Render(a) => cmd::render::run(&a),
         Command::Install(a) => cmd::install::run(&a),
+        Command::Policy(c) => cmd::policy::run(c),
         Command::Sign(a) => cmd::sign::run(&a),
         Command::VerifySignature(a) => cmd::verify_signature::run(&a),
+        Command::Verify(a) => cmd::verify::run(&a),
         Command::Version(a) => cmd::version::run(&a),
         Command::Completion(a) => cmd::completion::run(&a),
     };

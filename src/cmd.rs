@@ -5,12 +5,14 @@ pub(crate) mod certs;
 pub(crate) mod completion;
 pub(crate) mod echo;
 pub(crate) mod install;
+pub(crate) mod policy;
 pub(crate) mod render;
 pub(crate) mod serve;
 pub(crate) mod sign;
 pub(crate) mod status;
 pub(crate) mod translate;
 pub(crate) mod up;
+pub(crate) mod verify;
 pub(crate) mod verify_signature;
 pub(crate) mod version;
 

@@ -15,7 +15,7 @@ mod cases;
 mod claims;
 mod sources;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -154,12 +154,69 @@ fn origin_of(config: &Config, key: &ObjectKey) -> Origin {
     .unwrap_or_default()
 }
 
+/// Decisions of the last evaluation, by claim, valid for one policy set and one set of data:
+/// a change to one route re-evaluates only that route's claims.
+#[derive(Debug, Default)]
+pub struct DecisionCache {
+    key: u64,
+    decisions: HashMap<gatehouse_policies::Claim, ClaimDecision>,
+}
+
 /// Judges every claim of `config` (translated as `translation`) with `engine`.
 pub fn evaluate(engine: &Engine, config: &Config, translation: &Translation) -> Evaluation {
+    evaluate_cached(engine, config, translation, &mut DecisionCache::default())
+}
+
+/// [`evaluate`], reusing the decisions of `cache` for claims already judged with the same
+/// policies and data.
+pub fn evaluate_cached(
+    engine: &Engine,
+    config: &Config,
+    translation: &Translation,
+    cache: &mut DecisionCache,
+) -> Evaluation {
     let claims = claims(config, translation);
     let data = admission_data(config);
-    let plain: Vec<gatehouse_policies::Claim> = claims.iter().map(|c| c.claim.clone()).collect();
-    let decisions = engine.evaluate(&plain, &data);
+    let key = {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.fingerprint().hash(&mut h);
+        data.hash(&mut h);
+        h.finish()
+    };
+    if cache.key != key {
+        cache.key = key;
+        cache.decisions.clear();
+    }
+    let missing: Vec<gatehouse_policies::Claim> = claims
+        .iter()
+        .filter(|c| !cache.decisions.contains_key(&c.claim))
+        .map(|c| c.claim.clone())
+        .collect();
+    let fresh = engine.evaluate(&missing, &data);
+    let mut previous = std::mem::take(&mut cache.decisions);
+    previous.extend(missing.into_iter().zip(fresh));
+    let decisions: Vec<ClaimDecision> = claims
+        .iter()
+        .map(|c| {
+            previous
+                .get(&c.claim)
+                .cloned()
+                .unwrap_or_else(|| ClaimDecision {
+                    decision: Decision::Deny,
+                    findings: vec![gatehouse_policies::Finding {
+                        policy: gatehouse_policies::ADMISSION_ID.into(),
+                        enforcement: Enforcement::Deny,
+                        message: "the claim was not evaluated, which counts as a deny".into(),
+                        error: true,
+                    }],
+                })
+        })
+        .collect();
+    // Keep only what this configuration claims.
+    for (c, d) in claims.iter().zip(&decisions) {
+        cache.decisions.insert(c.claim.clone(), d.clone());
+    }
     let mut report = Report::default();
     for (c, d) in claims.iter().zip(&decisions) {
         let o = report
@@ -246,6 +303,7 @@ pub struct Admitted {
 pub struct Admitter {
     probe: Translator,
     publish: Translator,
+    cache: DecisionCache,
 }
 
 impl Admitter {
@@ -254,6 +312,7 @@ impl Admitter {
         Self {
             probe: Translator::new(options.clone()),
             publish: Translator::new(options),
+            cache: DecisionCache::default(),
         }
     }
 
@@ -263,7 +322,7 @@ impl Admitter {
         let report = match policies {
             Policies::Off => Report::default(),
             Policies::Enforce(e) if e.is_empty() => Report::default(),
-            Policies::Enforce(e) => evaluate(e, config, &probe).report,
+            Policies::Enforce(e) => evaluate_cached(e, config, &probe, &mut self.cache).report,
             Policies::RefuseAll(why) => refuse_all(config, &probe, why),
         };
         admit(config, probe, report, &mut self.publish)
@@ -423,6 +482,7 @@ impl PolicyLoader {
     /// The policies in force.
     pub fn policies(&self) -> Policies {
         match (&self.in_force, self.last.refused) {
+            (Some(e), _) if e.policies().is_empty() => Policies::Off,
             (Some(e), _) => Policies::Enforce(e.clone()),
             (None, true) => Policies::RefuseAll(
                 "the policy set is invalid and no valid set was loaded before: nothing is programmed until the policies are fixed".into(),

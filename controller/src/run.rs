@@ -1,5 +1,5 @@
-//! The control-plane loop of file mode: read the directory, translate, publish the snapshots,
-//! report; again on every change.
+//! The control-plane loop of file mode: read the directory and its Cedar policies, translate,
+//! admit, publish the snapshots, report; again on every change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -9,10 +9,11 @@ use std::time::Duration;
 use gatehouse_certs::GatewayName;
 use tokio::sync::watch;
 
+use crate::admission::{Admitter, POLICY_WARNING, Policies, PolicyLoader, Report};
 use crate::discover::SnapshotCache;
 use crate::source::FileSource;
 use crate::status_file::StatusReport;
-use crate::translate::{TranslateOptions, Translator};
+use crate::translate::TranslateOptions;
 use crate::xds::ProxyRegistry;
 
 /// What the file control plane needs.
@@ -41,7 +42,10 @@ impl FileControlPlane {
         gateways: watch::Sender<BTreeSet<GatewayName>>,
     ) {
         let mut source = FileSource::new(&self.dir);
-        let mut translator = Translator::new(self.options.clone());
+        let mut admitter = Admitter::new(self.options.clone());
+        let mut policies = PolicyLoader::default();
+        let mut last_report = Report::default();
+        let mut reported_findings: BTreeSet<(bool, String)> = BTreeSet::new();
         let (_watcher, mut changes) = match source.watch(self.quiet) {
             Ok((w, rx)) => (Some(w), rx),
             Err(error) => {
@@ -57,8 +61,85 @@ impl FileControlPlane {
         let mut reload = true;
         loop {
             if reload {
-                let r = source.reload();
-                let t = translator.translate(&r.config);
+                let mut r = source.reload();
+                // Policies: `*.cedar` files and GatewayPolicy objects. A set that does not
+                // compile is refused whole; the last valid one stays in force.
+                let update = policies.reload(&self.dir, &r.config);
+                if update.refused {
+                    tracing::error!(
+                        errors = update.diagnostics.len(),
+                        "the policy set is invalid and was refused as a whole; the last valid set stays in force"
+                    );
+                }
+                r.diagnostics
+                    .extend(update.diagnostics.iter().map(|d| crate::model::Diagnostic {
+                        file: d.file.clone().into(),
+                        line: d.line,
+                        message: format!(
+                            "policy {}: {}{}{}",
+                            match d.severity {
+                                gatehouse_policies::Severity::Error => "error",
+                                gatehouse_policies::Severity::Warning => "warning",
+                            },
+                            d.message,
+                            d.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default(),
+                            if update.refused {
+                                "; the policy set is refused and the last valid set stays in force"
+                            } else {
+                                ""
+                            }
+                        ),
+                    }));
+                let in_force = policies.policies();
+                let a = admitter.translate(&r.config, &in_force);
+                if update.changed {
+                    // A policy change re-evaluates everything: say what it changes before the
+                    // new decisions reach Envoy.
+                    let count = match &in_force {
+                        Policies::Enforce(e) => e.policies().len(),
+                        _ => 0,
+                    };
+                    tracing::info!(policies = count, "policy set loaded");
+                    for o in a.report.denied() {
+                        if last_report.decision(&o.object) != gatehouse_policies::Decision::Deny {
+                            for f in o.deciding() {
+                                tracing::warn!(object = %o.object, policy = %f.policy, claim = %f.claim, message = %f.message, "policy change: now denied, will not be programmed");
+                            }
+                        }
+                    }
+                    for o in last_report.denied() {
+                        if a.report.decision(&o.object) != gatehouse_policies::Decision::Deny {
+                            tracing::info!(object = %o.object, "policy change: no longer denied, will be programmed");
+                        }
+                    }
+                }
+                // Warnings and dry-run findings, each once while it lasts.
+                let findings: BTreeSet<(bool, String)> = a
+                    .report
+                    .objects
+                    .values()
+                    .flat_map(|o| {
+                        o.findings
+                            .iter()
+                            .filter(|f| f.enforcement != gatehouse_policies::Enforcement::Deny)
+                            .map(move |f| {
+                                (
+                                    f.enforcement == gatehouse_policies::Enforcement::Warn,
+                                    format!("{}: {}: {f}", o.origin, o.object),
+                                )
+                            })
+                    })
+                    .collect();
+                for (warn, f) in findings.difference(&reported_findings) {
+                    if *warn {
+                        tracing::warn!(finding = %f, "{POLICY_WARNING}: programmed with a policy warning");
+                    } else {
+                        tracing::info!(finding = %f, "policy dry run: would be denied");
+                    }
+                }
+                reported_findings = findings;
+                last_report = a.report;
+                let t = a.translation;
                 // Report each problem once, while it lasts.
                 let now: BTreeSet<String> = r
                     .diagnostics

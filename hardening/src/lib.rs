@@ -16,3 +16,4 @@
 
 pub mod sandbox;
 pub mod signing;
+pub mod verify;

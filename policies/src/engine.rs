@@ -216,6 +216,9 @@ impl ClaimDecision {
     }
 }
 
+/// Below twice this many claims, evaluation stays on the calling thread.
+const PARALLEL_CHUNK: usize = 512;
+
 /// The pseudo-policy of findings about a claim that could not be evaluated at all.
 pub const ADMISSION_ID: &str = "gatehouse-admission";
 
@@ -536,10 +539,38 @@ impl Engine {
                 return claims.iter().map(|_| f.clone()).collect();
             }
         };
-        claims
-            .iter()
-            .map(|c| self.evaluate_one(c, &entities))
-            .collect()
+        // Claims are independent: judge them on every core when there are many.
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        if threads < 2 || claims.len() < 2 * PARALLEL_CHUNK {
+            return claims
+                .iter()
+                .map(|c| self.evaluate_one(c, &entities))
+                .collect();
+        }
+        let chunk = claims.len().div_ceil(threads).max(PARALLEL_CHUNK);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = claims
+                .chunks(chunk)
+                .map(|part| {
+                    let entities = &entities;
+                    let handle = scope.spawn(move || {
+                        part.iter()
+                            .map(|c| self.evaluate_one(c, entities))
+                            .collect::<Vec<_>>()
+                    });
+                    (part.len(), handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(len, h)| {
+                    // One decision per claim, whatever happens: a panic denies its claims.
+                    h.join().unwrap_or_else(|_| {
+                        vec![self.unevaluable("the evaluation thread panicked"); len]
+                    })
+                })
+                .collect()
+        })
     }
 
     fn unevaluable(&self, why: &str) -> ClaimDecision {

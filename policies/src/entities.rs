@@ -314,7 +314,28 @@ pub(crate) fn build_entities(
             .map_err(err)?,
         );
     }
-    Entities::from_entities(out, Some(schema())).map_err(|e| chain(&e))
+    // Debug builds (and so every test) check each entity against the schema; release builds
+    // skip it for speed: our own code builds them, and an entity that did not conform would
+    // make the policies that read it fail to evaluate, which denies.
+    if cfg!(debug_assertions) {
+        Entities::from_entities(out, Some(schema())).map_err(|e| chain(&e))
+    } else {
+        Entities::from_entities(out.into_iter().chain(action_entities()?), None)
+            .map_err(|e| chain(&e))
+    }
+}
+
+/// The schema's actions (`attachRoute in admission`, ...), as entities.
+fn action_entities() -> Result<Vec<Entity>, String> {
+    static ACTIONS: std::sync::OnceLock<Result<Vec<Entity>, String>> = std::sync::OnceLock::new();
+    ACTIONS
+        .get_or_init(|| {
+            schema()
+                .action_entities()
+                .map(|e| e.into_iter().collect())
+                .map_err(|e| chain(&e))
+        })
+        .clone()
 }
 
 /// An error and its causes, on one line.
@@ -532,7 +553,9 @@ pub(crate) fn request(t: &Types, c: &Claim) -> Result<Request, String> {
     let context = Context::from_pairs(fields.into_iter().map(|(k, v)| (k.to_owned(), v)))
         .map_err(|e| chain(&e))?;
     let action = uid(&t.action, c.kind.action());
-    Request::new(principal, action, resource, context, Some(schema())).map_err(|e| chain(&e))
+    // Same as the entities: validated against the schema in debug builds only.
+    let schema = cfg!(debug_assertions).then(schema);
+    Request::new(principal, action, resource, context, schema).map_err(|e| chain(&e))
 }
 
 #[cfg(test)]

@@ -205,7 +205,21 @@ fn run_case(
                 }
                 found
             }
-            None => eval.report.objects.values().collect(),
+            None => {
+                if eval.report.objects.is_empty() {
+                    let problems: Vec<String> =
+                        t.status.iter().flat_map(|s| s.problems()).collect();
+                    return Err(format!(
+                        "nothing to judge: no route is attached to a listener{}",
+                        if problems.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", problems.join("; "))
+                        }
+                    ));
+                }
+                eval.report.objects.values().collect()
+            }
         };
         (
             objects

@@ -120,7 +120,7 @@ fn render_to_stdout_is_one_yaml_stream_of_the_files() {
     assert_eq!(stream, files);
     assert_eq!(
         stream.matches("\n---\n").count() + usize::from(stream.starts_with("---\n")),
-        23
+        24
     );
 }
 

@@ -8,7 +8,7 @@ mod gateway_policy;
 mod load;
 mod meta;
 
-pub use crds::{BackendResource, SecurityPolicyResource, crds};
+pub use crds::{BackendResource, GatewayPolicyResource, SecurityPolicyResource, crds};
 pub use gatehouse::*;
 pub use gateway_api::*;
 pub use gateway_policy::*;

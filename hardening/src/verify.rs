@@ -449,7 +449,7 @@ impl Report {
     pub fn findings_of<'a>(&'a self, check: &'a Check) -> impl Iterator<Item = &'a Finding> {
         self.findings
             .iter()
-            .filter(move |f| std::ptr::eq(f.check, check) && !f.is_suppressed())
+            .filter(move |f| f.check.id == check.id && !f.is_suppressed())
     }
 
     /// The outcome of `check`.

@@ -274,8 +274,7 @@ fn use_color(choice: Color) -> bool {
         Color::Never => false,
         Color::Always => true,
         Color::Auto => {
-            std::io::stdout().is_terminal()
-                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+            std::io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
         }
     }
 }

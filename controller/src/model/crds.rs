@@ -6,6 +6,7 @@ use kube::{CustomResource, CustomResourceExt as _};
 use serde::{Deserialize, Serialize};
 
 use super::gatehouse::{BackendSpec, SecurityPolicySpec};
+use super::gateway_policy::GatewayPolicySpec;
 
 /// `gatehouse.dev/v1alpha1 Backend`.
 #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
@@ -37,9 +38,27 @@ pub struct SecurityPolicyResourceSpec {
     pub spec: SecurityPolicySpec,
 }
 
+/// `gatehouse.dev/v1alpha1 GatewayPolicy` (cluster-scoped).
+#[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[kube(
+    group = "gatehouse.dev",
+    version = "v1alpha1",
+    kind = "GatewayPolicy",
+    root = "GatewayPolicyResource"
+)]
+pub struct GatewayPolicyResourceSpec {
+    /// The spec.
+    #[serde(flatten)]
+    pub spec: GatewayPolicySpec,
+}
+
 /// Every CRD of Gatehouse, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![BackendResource::crd(), SecurityPolicyResource::crd()]
+    vec![
+        BackendResource::crd(),
+        SecurityPolicyResource::crd(),
+        GatewayPolicyResource::crd(),
+    ]
 }
 
 #[cfg(test)]
@@ -47,7 +66,8 @@ mod tests {
     #[test]
     fn crds_carry_the_spec_schema() {
         let crds = super::crds();
-        assert_eq!(crds.len(), 2);
+        assert_eq!(crds.len(), 3);
+        assert_eq!(crds[2].spec.scope, "Cluster");
         let yaml = serde_json::to_string(&crds[1]).unwrap();
         assert!(
             yaml.contains("ipAllow")

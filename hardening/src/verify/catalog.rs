@@ -652,7 +652,12 @@ mod tests {
         }
         for pair in checks().windows(2) {
             if pair[0].category == pair[1].category {
-                assert!(pair[0].id < pair[1].id, "{} before {}", pair[0].id, pair[1].id);
+                assert!(
+                    pair[0].id < pair[1].id,
+                    "{} before {}",
+                    pair[0].id,
+                    pair[1].id
+                );
             }
         }
     }

@@ -51,8 +51,12 @@ struct Emit<'c> {
 
 impl Emit<'_> {
     fn at(&mut self, check: &'static Check, line: usize, message: String) {
-        self.ctx
-            .report(check, self.object.clone(), Some(Location::at(&self.file, line)), message);
+        self.ctx.report(
+            check,
+            self.object.clone(),
+            Some(Location::at(&self.file, line)),
+            message,
+        );
     }
 }
 
@@ -106,7 +110,10 @@ fn check_admin(e: &mut Emit<'_>, bootstrap: &Node) {
         return;
     };
     if let Some(socket) = address.get("socket_address") {
-        let host = socket.get("address").and_then(Node::scalar_text).unwrap_or_default();
+        let host = socket
+            .get("address")
+            .and_then(Node::scalar_text)
+            .unwrap_or_default();
         if !is_loopback(&host) {
             let port = socket
                 .get("port_value")
@@ -117,7 +124,11 @@ fn check_admin(e: &mut Emit<'_>, bootstrap: &Node) {
                 socket.line_of("address"),
                 format!(
                     "admin listens on {}:{port}, reachable from other hosts",
-                    if host.is_empty() { "<no address>" } else { &host }
+                    if host.is_empty() {
+                        "<no address>"
+                    } else {
+                        &host
+                    }
                 ),
             );
         }
@@ -164,9 +175,16 @@ fn check_xds(e: &mut Emit<'_>, bootstrap: &Node) {
         .unwrap_or_default();
     let mut seen = Vec::new();
     for source in config_sources(bootstrap) {
-        for service in source.get("grpc_services").map(Node::items).unwrap_or_default() {
+        for service in source
+            .get("grpc_services")
+            .map(Node::items)
+            .unwrap_or_default()
+        {
             if let Some(google) = service.get("google_grpc") {
-                if google.path(&["channel_credentials", "ssl_credentials"]).is_none() {
+                if google
+                    .path(&["channel_credentials", "ssl_credentials"])
+                    .is_none()
+                {
                     e.at(
                         catalog::ENVOY_003,
                         google.line,
@@ -183,7 +201,11 @@ fn check_xds(e: &mut Emit<'_>, bootstrap: &Node) {
                 seen.push(name);
             }
         }
-        for name in source.get("cluster_names").map(Node::items).unwrap_or_default() {
+        for name in source
+            .get("cluster_names")
+            .map(Node::items)
+            .unwrap_or_default()
+        {
             if let Some(name) = name.as_str()
                 && !seen.contains(&name)
             {
@@ -209,13 +231,11 @@ fn check_xds(e: &mut Emit<'_>, bootstrap: &Node) {
 
 fn check_xds_cluster(e: &mut Emit<'_>, name: &str, cluster: &Node) {
     let socket = cluster.get("transport_socket");
-    let tls = socket
-        .and_then(|s| s.get("typed_config"))
-        .filter(|t| {
-            t.get("@type")
-                .and_then(Node::as_str)
-                .is_some_and(|t| t.ends_with("UpstreamTlsContext"))
-        });
+    let tls = socket.and_then(|s| s.get("typed_config")).filter(|t| {
+        t.get("@type")
+            .and_then(Node::as_str)
+            .is_some_and(|t| t.ends_with("UpstreamTlsContext"))
+    });
     let Some(tls) = tls else {
         e.at(
             catalog::ENVOY_003,
@@ -263,7 +283,9 @@ fn check_xds_cluster(e: &mut Emit<'_>, name: &str, cluster: &Node) {
         e.at(
             catalog::ENVOY_005,
             common.map_or(tls.line, |n| n.line),
-            format!("the xDS cluster {name} does not verify the server's certificate (no trusted CA)"),
+            format!(
+                "the xDS cluster {name} does not verify the server's certificate (no trusted CA)"
+            ),
         );
     }
     let pinned = inline.is_some_and(|v| {
@@ -283,7 +305,11 @@ fn check_xds_cluster(e: &mut Emit<'_>, name: &str, cluster: &Node) {
             .map(Node::items)
             .unwrap_or_default()
             .iter()
-            .any(|m| m.get("exact").and_then(Node::as_str).is_some_and(is_controller_id));
+            .any(|m| {
+                m.get("exact")
+                    .and_then(Node::as_str)
+                    .is_some_and(is_controller_id)
+            });
         typed || legacy
     });
     if !pinned {
@@ -328,7 +354,12 @@ fn check_overload(e: &mut Emit<'_>, bootstrap: &Node) {
             missing.push(want);
         }
     }
-    if overload.get("actions").map(Node::items).unwrap_or_default().is_empty() {
+    if overload
+        .get("actions")
+        .map(Node::items)
+        .unwrap_or_default()
+        .is_empty()
+    {
         missing.push("any action");
     }
     if !missing.is_empty() {
@@ -341,8 +372,11 @@ fn check_overload(e: &mut Emit<'_>, bootstrap: &Node) {
 }
 
 fn duration_is_zero(node: &Node) -> bool {
-    node.scalar_text()
-        .is_some_and(|t| t.trim_end_matches('s').parse::<f64>().is_ok_and(|v| v == 0.0))
+    node.scalar_text().is_some_and(|t| {
+        t.trim_end_matches('s')
+            .parse::<f64>()
+            .is_ok_and(|v| v == 0.0)
+    })
 }
 
 fn check_listener(e: &mut Emit<'_>, listener: &Node) {
@@ -367,7 +401,11 @@ fn check_listener(e: &mut Emit<'_>, listener: &Node) {
             format!("listener {name}: no per_connection_buffer_limit_bytes (default 1 MiB)"),
         ),
     }
-    for chain in listener.get("filter_chains").map(Node::items).unwrap_or_default() {
+    for chain in listener
+        .get("filter_chains")
+        .map(Node::items)
+        .unwrap_or_default()
+    {
         for filter in chain.get("filters").map(Node::items).unwrap_or_default() {
             let Some(hcm) = filter.get("typed_config").filter(|t| {
                 t.get("@type")
@@ -459,7 +497,9 @@ fn check_hcm(e: &mut Emit<'_>, listener: &str, hcm: &Node) {
     let mut problems = Vec::new();
     match hcm.get("request_headers_timeout") {
         None => problems.push("no request_headers_timeout".to_owned()),
-        Some(t) if duration_is_zero(t) => problems.push("request_headers_timeout is 0 (off)".to_owned()),
+        Some(t) if duration_is_zero(t) => {
+            problems.push("request_headers_timeout is 0 (off)".to_owned())
+        }
         Some(_) => {}
     }
     if common

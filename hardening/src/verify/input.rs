@@ -98,7 +98,9 @@ pub(crate) fn load(inputs: &Inputs) -> Result<Loaded, VerifyError> {
     }
     for path in &inputs.units {
         let src = read(path)?;
-        loaded.descriptions.push(format!("{}: systemd unit", src.path));
+        loaded
+            .descriptions
+            .push(format!("{}: systemd unit", src.path));
         loaded.units.push(UnitFile::parse(src)?);
     }
     Ok(loaded)
@@ -114,14 +116,17 @@ fn read(path: &Path) -> Result<Rc<Source>, VerifyError> {
 }
 
 fn is_unit(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| ["service", "socket", "timer", "path", "mount"].contains(&&*e.to_string_lossy()))
+    path.extension().is_some_and(|e| {
+        ["service", "socket", "timer", "path", "mount"].contains(&&*e.to_string_lossy())
+    })
 }
 
 fn load_file(loaded: &mut Loaded, path: &Path) -> Result<(), VerifyError> {
     let src = read(path)?;
     if is_unit(path) {
-        loaded.descriptions.push(format!("{}: systemd unit", src.path));
+        loaded
+            .descriptions
+            .push(format!("{}: systemd unit", src.path));
         loaded.units.push(UnitFile::parse(src)?);
         return Ok(());
     }
@@ -181,7 +186,10 @@ fn load_yaml(loaded: &mut Loaded, src: &Rc<Source>) -> Result<(), VerifyError> {
         ));
     }
     if other > 0 {
-        parts.push(format!("{other} other document{} ignored", if other == 1 { "" } else { "s" }));
+        parts.push(format!(
+            "{other} other document{} ignored",
+            if other == 1 { "" } else { "s" }
+        ));
     }
     loaded
         .descriptions

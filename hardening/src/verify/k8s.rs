@@ -178,7 +178,11 @@ impl Container<'_> {
 
     /// `command` then `args`.
     pub(crate) fn argv(&self) -> Vec<String> {
-        let mut argv = self.node.get("command").map(Node::strings).unwrap_or_default();
+        let mut argv = self
+            .node
+            .get("command")
+            .map(Node::strings)
+            .unwrap_or_default();
         argv.extend(self.node.get("args").map(Node::strings).unwrap_or_default());
         argv
     }
@@ -207,10 +211,7 @@ pub(crate) fn image_repository_name(image: &str) -> &str {
 
 pub(crate) fn is_envoy_image(image: &str) -> bool {
     let repo = image_repository_name(image);
-    repo == "envoy"
-        || repo.starts_with("envoy-")
-        || repo.starts_with("envoy_")
-        || repo == "proxyv2"
+    repo == "envoy" || repo.starts_with("envoy-") || repo.starts_with("envoy_") || repo == "proxyv2"
 }
 
 const DATA_PLANE_COMPONENTS: [&str; 3] = ["gateway", "data-plane", "proxy"];
@@ -240,7 +241,10 @@ impl<'a> Pod<'a> {
             for node in self.spec.get(key).map(Node::items).unwrap_or_default() {
                 out.push(Container {
                     role,
-                    name: node.get("name").and_then(Node::as_str).unwrap_or("<unnamed>"),
+                    name: node
+                        .get("name")
+                        .and_then(Node::as_str)
+                        .unwrap_or("<unnamed>"),
                     node,
                 });
             }
@@ -347,7 +351,12 @@ impl<'a> Cluster<'a> {
     pub(crate) fn embedded_bootstraps(&self) -> Vec<(&'a Object, String, Node)> {
         let mut out = Vec::new();
         for object in self.of_kind(&["ConfigMap"]) {
-            for (key, value) in object.node.get("data").map(Node::entries).unwrap_or_default() {
+            for (key, value) in object
+                .node
+                .get("data")
+                .map(Node::entries)
+                .unwrap_or_default()
+            {
                 let Some(text) = value.as_str() else { continue };
                 if !["static_resources", "dynamic_resources", "admin"]
                     .iter()
@@ -377,7 +386,9 @@ impl<'a> Cluster<'a> {
                         .line_text(value.line - 1)
                         .map(str::trim_end)
                         .is_some_and(|l| {
-                            let l = l.trim_end_matches(['-', '+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+                            let l = l.trim_end_matches([
+                                '-', '+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+                            ]);
                             l.ends_with('|') || l.ends_with('>')
                         });
                 if block {
@@ -420,8 +431,11 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let labels: BTreeMap<String, String> =
-            [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())].into();
+        let labels: BTreeMap<String, String> = [
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ]
+        .into();
         let sel = |text: &str| yaml::parse_documents(text).unwrap().remove(0);
         assert!(selector_matches(&sel("{}"), &labels));
         assert!(selector_matches(&sel("matchLabels: {a: \"1\"}"), &labels));

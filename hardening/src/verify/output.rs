@@ -78,10 +78,17 @@ pub fn list(json: bool) -> String {
         out.push_str(&"-".repeat(category.title().chars().count()));
         out.push('\n');
         for c in catalog::checks().iter().filter(|c| c.category == category) {
-            out.push_str(&format!("{:<10} {:<8} {}\n", c.id, c.severity.as_str(), c.title));
+            out.push_str(&format!(
+                "{:<10} {:<8} {}\n",
+                c.id,
+                c.severity.as_str(),
+                c.title
+            ));
         }
         out.push('\n');
     }
-    out.push_str("gatehouse verify explain ID prints why a check matters and how to fix a finding.\n");
+    out.push_str(
+        "gatehouse verify explain ID prints why a check matters and how to fix a finding.\n",
+    );
     out
 }

@@ -102,7 +102,11 @@ fn check_pod(ctx: &mut Ctx, pod: &Pod<'_>) {
             .map(|h| h.line)
     };
     if let Some(line) = host_process(spec) {
-        e.at(catalog::POD_001, line, "pod securityContext windowsOptions.hostProcess: true".to_owned());
+        e.at(
+            catalog::POD_001,
+            line,
+            "pod securityContext windowsOptions.hostProcess: true".to_owned(),
+        );
     }
     // POD-005, POD-013: volumes.
     for volume in spec.get("volumes").map(Node::items).unwrap_or_default() {
@@ -134,8 +138,15 @@ fn check_pod(ctx: &mut Ctx, pod: &Pod<'_>) {
         .unwrap_or_default()
     {
         let name = sysctl.get("name").and_then(Node::as_str).unwrap_or("?");
-        if !SAFE_SYSCTLS.iter().any(|s| name == *s || (s.ends_with('_') && name.starts_with(s))) {
-            e.at(catalog::POD_012, sysctl.line, format!("sysctl {name} is not in the safe list"));
+        if !SAFE_SYSCTLS
+            .iter()
+            .any(|s| name == *s || (s.ends_with('_') && name.starts_with(s)))
+        {
+            e.at(
+                catalog::POD_012,
+                sysctl.line,
+                format!("sysctl {name} is not in the safe list"),
+            );
         }
     }
     // POD-008: AppArmor annotations (legacy).
@@ -151,16 +162,18 @@ fn check_pod(ctx: &mut Ctx, pod: &Pod<'_>) {
             );
         }
     }
-    for (what, node) in std::iter::once(("pod".to_owned(), spec)).chain(
-        containers
-            .iter()
-            .map(|c| (c.label(), c.node)),
-    ) {
+    for (what, node) in std::iter::once(("pod".to_owned(), spec))
+        .chain(containers.iter().map(|c| (c.label(), c.node)))
+    {
         if let Some(t) = node
             .path(&["securityContext", "appArmorProfile", "type"])
             .filter(|t| t.as_str() == Some("Unconfined"))
         {
-            e.at(catalog::POD_008, t.line, format!("{what}: appArmorProfile type Unconfined"));
+            e.at(
+                catalog::POD_008,
+                t.line,
+                format!("{what}: appArmorProfile type Unconfined"),
+            );
         }
         if let Some(se) = node.path(&["securityContext", "seLinuxOptions"]) {
             let bad_type = se
@@ -168,11 +181,23 @@ fn check_pod(ctx: &mut Ctx, pod: &Pod<'_>) {
                 .and_then(Node::as_str)
                 .filter(|t| !t.is_empty() && !SELINUX_TYPES.contains(t));
             if let Some(t) = bad_type {
-                e.at(catalog::POD_009, se.line, format!("{what}: seLinuxOptions type {t}"));
+                e.at(
+                    catalog::POD_009,
+                    se.line,
+                    format!("{what}: seLinuxOptions type {t}"),
+                );
             }
             for key in ["user", "role"] {
-                if se.get(key).and_then(Node::as_str).is_some_and(|v| !v.is_empty()) {
-                    e.at(catalog::POD_009, se.line_of(key), format!("{what}: seLinuxOptions {key} is set"));
+                if se
+                    .get(key)
+                    .and_then(Node::as_str)
+                    .is_some_and(|v| !v.is_empty())
+                {
+                    e.at(
+                        catalog::POD_009,
+                        se.line_of(key),
+                        format!("{what}: seLinuxOptions {key} is set"),
+                    );
                 }
             }
         }
@@ -185,13 +210,21 @@ fn check_pod(ctx: &mut Ctx, pod: &Pod<'_>) {
         .path(&["securityContext", "runAsUser"])
         .filter(|n| n.as_int() == Some(0))
     {
-        e.at(catalog::POD_016, n.line, "pod securityContext runAsUser: 0".to_owned());
+        e.at(
+            catalog::POD_016,
+            n.line,
+            "pod securityContext runAsUser: 0".to_owned(),
+        );
     }
     if let Some(n) = spec
         .path(&["securityContext", "fsGroup"])
         .filter(|n| n.as_int() == Some(0))
     {
-        e.at(catalog::POD_018, n.line, "pod securityContext fsGroup: 0 (root group)".to_owned());
+        e.at(
+            catalog::POD_018,
+            n.line,
+            "pod securityContext fsGroup: 0 (root group)".to_owned(),
+        );
     }
 
     for c in &containers {
@@ -239,7 +272,11 @@ fn check_container(
         .path(&["securityContext", "windowsOptions", "hostProcess"])
         .filter(|h| h.as_bool() == Some(true))
     {
-        e.at(catalog::POD_001, h.line, format!("{who}: windowsOptions.hostProcess: true"));
+        e.at(
+            catalog::POD_001,
+            h.line,
+            format!("{who}: windowsOptions.hostProcess: true"),
+        );
     }
     if let Some(p) = field("privileged").filter(|p| p.as_bool() == Some(true)) {
         e.at(catalog::POD_003, p.line, format!("{who}: privileged: true"));
@@ -251,9 +288,17 @@ fn check_container(
         let name = cap.scalar_text().unwrap_or_default();
         let bare = name.trim_start_matches("CAP_");
         if RESTRICTED_ADD.contains(&bare) {
-            e.at(catalog::POD_031, cap.line, format!("{who}: adds capability {name}"));
+            e.at(
+                catalog::POD_031,
+                cap.line,
+                format!("{who}: adds capability {name}"),
+            );
         } else {
-            e.at(catalog::POD_004, cap.line, format!("{who}: adds capability {name}"));
+            e.at(
+                catalog::POD_004,
+                cap.line,
+                format!("{who}: adds capability {name}"),
+            );
         }
     }
     let drops_all = caps
@@ -271,7 +316,10 @@ fn check_container(
     }
     // Host ports and low ports.
     for port in node.get("ports").map(Node::items).unwrap_or_default() {
-        if let Some(hp) = port.get("hostPort").filter(|p| p.as_int().is_some_and(|v| v != 0)) {
+        if let Some(hp) = port
+            .get("hostPort")
+            .filter(|p| p.as_int().is_some_and(|v| v != 0))
+        {
             e.at(
                 catalog::POD_006,
                 hp.line,
@@ -285,7 +333,10 @@ fn check_container(
             e.at(
                 catalog::POD_030,
                 cp.line,
-                format!("{who}: containerPort {} is below 1024", cp.scalar_text().unwrap_or_default()),
+                format!(
+                    "{who}: containerPort {} is below 1024",
+                    cp.scalar_text().unwrap_or_default()
+                ),
             );
         }
     }
@@ -299,7 +350,10 @@ fn check_container(
                 e.at(
                     catalog::POD_007,
                     h.line,
-                    format!("{who}: {probe}.{handler}.host is {}", h.as_str().unwrap_or_default()),
+                    format!(
+                        "{who}: {probe}.{handler}.host is {}",
+                        h.as_str().unwrap_or_default()
+                    ),
                 );
             }
         }
@@ -313,7 +367,10 @@ fn check_container(
                 e.at(
                     catalog::POD_007,
                     h.line,
-                    format!("{who}: lifecycle.{hook}.{handler}.host is {}", h.as_str().unwrap_or_default()),
+                    format!(
+                        "{who}: lifecycle.{hook}.{handler}.host is {}",
+                        h.as_str().unwrap_or_default()
+                    ),
                 );
             }
         }
@@ -326,7 +383,9 @@ fn check_container(
         );
     }
     // Seccomp: the container's, else the pod's; must be RuntimeDefault or Localhost.
-    let seccomp = field("seccompProfile").and_then(|s| s.get("type")).or(pod_seccomp);
+    let seccomp = field("seccompProfile")
+        .and_then(|s| s.get("type"))
+        .or(pod_seccomp);
     match seccomp.and_then(Node::as_str) {
         Some("RuntimeDefault" | "Localhost") => {}
         Some(other) => e.at(
@@ -523,13 +582,12 @@ fn check_network_policies(ctx: &mut Ctx, cluster: &Cluster<'_>, pods: &[Pod<'_>]
         .of_kind(&["NetworkPolicy"])
         .map(|object| {
             let spec = object.node.get("spec");
-            let types = spec
-                .and_then(|s| s.get("policyTypes"))
-                .map(Node::strings);
+            let types = spec.and_then(|s| s.get("policyTypes")).map(Node::strings);
             let (ingress, egress) = match types {
-                Some(t) if !t.is_empty() => {
-                    (t.iter().any(|x| x == "Ingress"), t.iter().any(|x| x == "Egress"))
-                }
+                Some(t) if !t.is_empty() => (
+                    t.iter().any(|x| x == "Ingress"),
+                    t.iter().any(|x| x == "Egress"),
+                ),
                 _ => (true, spec.and_then(|s| s.get("egress")).is_some()),
             };
             Policy {
@@ -585,7 +643,8 @@ fn check_colocation(ctx: &mut Ctx, pods: &[Pod<'_>]) {
     for pod in pods.iter().filter(|p| p.is_data_plane()) {
         let namespace = pod.object.effective_namespace();
         if let Some(controllers) = control.get(namespace) {
-            let related: Vec<ObjectRef> = controllers.iter().map(|c| c.object.object_ref()).collect();
+            let related: Vec<ObjectRef> =
+                controllers.iter().map(|c| c.object.object_ref()).collect();
             let object = pod.object;
             let names = related
                 .iter()

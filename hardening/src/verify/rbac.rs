@@ -77,7 +77,11 @@ const ROWS: &[Row] = &[
     },
     Row {
         check: catalog::RBAC_007,
-        perms: &[perm(&[""], &["pods/ephemeralcontainers"], &["update", "patch"])],
+        perms: &[perm(
+            &[""],
+            &["pods/ephemeralcontainers"],
+            &["update", "patch"],
+        )],
     },
     Row {
         check: catalog::RBAC_008,
@@ -89,7 +93,11 @@ const ROWS: &[Row] = &[
     },
     Row {
         check: catalog::RBAC_009,
-        perms: &[perm(&[RBAC_GROUP], &["roles", "clusterroles"], &["escalate"])],
+        perms: &[perm(
+            &[RBAC_GROUP],
+            &["roles", "clusterroles"],
+            &["escalate"],
+        )],
     },
     Row {
         check: catalog::RBAC_010,
@@ -106,7 +114,13 @@ const ROWS: &[Row] = &[
         check: catalog::RBAC_011,
         perms: &[perm(
             &["", "authentication.k8s.io"],
-            &["users", "groups", "serviceaccounts", "uids", "userextras/scopes"],
+            &[
+                "users",
+                "groups",
+                "serviceaccounts",
+                "uids",
+                "userextras/scopes",
+            ],
             &["impersonate"],
         )],
     },
@@ -129,7 +143,10 @@ const ROWS: &[Row] = &[
         check: catalog::RBAC_015,
         perms: &[perm(
             &["admissionregistration.k8s.io"],
-            &["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+            &[
+                "mutatingwebhookconfigurations",
+                "validatingwebhookconfigurations",
+            ],
             WRITE,
         )],
     },
@@ -157,7 +174,11 @@ const ROWS: &[Row] = &[
                 ],
                 WRITE,
             ),
-            perm(&["templates.gatekeeper.sh"], &["constrainttemplates"], WRITE),
+            perm(
+                &["templates.gatekeeper.sh"],
+                &["constrainttemplates"],
+                WRITE,
+            ),
             perm(&["constraints.gatekeeper.sh"], &["*"], WRITE),
         ],
     },
@@ -211,7 +232,11 @@ const ROWS: &[Row] = &[
     Row {
         check: catalog::RBAC_022,
         perms: &[
-            perm(&[""], &["pods/status", "nodes/status"], &["update", "patch"]),
+            perm(
+                &[""],
+                &["pods/status", "nodes/status"],
+                &["update", "patch"],
+            ),
             perm(&[""], &["pods"], &["delete", "deletecollection"]),
             perm(&[""], &["pods/eviction"], &["create"]),
             perm(&[""], &["nodes"], &["update", "patch"]),
@@ -306,7 +331,10 @@ impl<'a> Rule<'a> {
             if !wild.is_empty() {
                 out.push(format!(
                     "{field} [{}]",
-                    wild.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    wild.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -331,7 +359,9 @@ struct Subject {
 impl Subject {
     fn describe(&self) -> String {
         match &self.namespace {
-            Some(ns) if self.kind == "ServiceAccount" => format!("{} {ns}/{}", self.kind, self.name),
+            Some(ns) if self.kind == "ServiceAccount" => {
+                format!("{} {ns}/{}", self.kind, self.name)
+            }
             _ => format!("{} {}", self.kind, self.name),
         }
     }
@@ -350,7 +380,8 @@ impl Binding<'_> {
     fn refers_to(&self, role: &Role<'_>) -> bool {
         self.role_name == role.object.name
             && self.role_kind == role.object.kind
-            && (role.cluster || self.object.effective_namespace() == role.object.effective_namespace())
+            && (role.cluster
+                || self.object.effective_namespace() == role.object.effective_namespace())
     }
 }
 
@@ -435,8 +466,14 @@ pub(crate) fn check(ctx: &mut Ctx, cluster: &Cluster<'_>) {
                     .unwrap_or_default()
                     .iter()
                     .map(|s| Subject {
-                        kind: s.get("kind").and_then(Node::scalar_text).unwrap_or_default(),
-                        name: s.get("name").and_then(Node::scalar_text).unwrap_or_default(),
+                        kind: s
+                            .get("kind")
+                            .and_then(Node::scalar_text)
+                            .unwrap_or_default(),
+                        name: s
+                            .get("name")
+                            .and_then(Node::scalar_text)
+                            .unwrap_or_default(),
                         namespace: s.get("namespace").and_then(Node::scalar_text),
                         line: s.line,
                     })
@@ -537,7 +574,10 @@ pub(crate) fn check(ctx: &mut Ctx, cluster: &Cluster<'_>) {
             };
             let wild = rule.wildcards();
             if !wild.is_empty() {
-                emit(catalog::RBAC_001, format!("has wildcards: {}", wild.join(", ")));
+                emit(
+                    catalog::RBAC_001,
+                    format!("has wildcards: {}", wild.join(", ")),
+                );
             }
             let grant_text = |perms: &[Perm]| -> Option<String> {
                 let mut verbs = BTreeSet::new();
@@ -637,11 +677,7 @@ fn check_bindings(ctx: &mut Ctx, cluster: &Cluster<'_>, bindings: &[Binding<'_>]
                     "{} {} binds ClusterRole cluster-admin{}",
                     object.kind,
                     object.name,
-                    if binding.cluster {
-                        " cluster-wide"
-                    } else {
-                        ""
-                    }
+                    if binding.cluster { " cluster-wide" } else { "" }
                 ),
             );
         }
@@ -706,9 +742,10 @@ fn check_bindings(ctx: &mut Ctx, cluster: &Cluster<'_>, bindings: &[Binding<'_>]
 
     // RBAC-025: the data plane's ServiceAccounts do not automount.
     for object in cluster.of_kind(&["ServiceAccount"]) {
-        let Some(account) = accounts.iter().find(|a| {
-            a.name == object.name && a.namespace == object.effective_namespace()
-        }) else {
+        let Some(account) = accounts
+            .iter()
+            .find(|a| a.name == object.name && a.namespace == object.effective_namespace())
+        else {
             continue;
         };
         let automount = object.node.get("automountServiceAccountToken");

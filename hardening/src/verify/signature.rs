@@ -35,7 +35,13 @@ pub(crate) fn check(ctx: &mut Ctx, input: &SignatureInput) -> Result<(), VerifyE
                 None => Location::file(&manifest_path.display().to_string()),
             },
             FindingId::BadManifestSignature if finding.path == MANIFEST_SIGNATURE_FILE => {
-                Location::file(&input.manifest.join(MANIFEST_SIGNATURE_FILE).display().to_string())
+                Location::file(
+                    &input
+                        .manifest
+                        .join(MANIFEST_SIGNATURE_FILE)
+                        .display()
+                        .to_string(),
+                )
             }
             _ => Location::file(&input.manifest.join(&finding.path).display().to_string()),
         };

@@ -72,8 +72,8 @@ fn parse_date(text: &str) -> Option<Date> {
 pub fn load(path: &Path) -> Result<Vec<Suppression>, VerifyError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| VerifyError::could_not(&file, e))?;
-    let docs =
-        yaml::parse_documents(&text).map_err(|e| VerifyError::unparsable(&file, e.line, e.reason))?;
+    let docs = yaml::parse_documents(&text)
+        .map_err(|e| VerifyError::unparsable(&file, e.line, e.reason))?;
     let Some(doc) = docs.first() else {
         return Ok(Vec::new());
     };
@@ -172,11 +172,12 @@ fn glob(pattern: &str, text: &str) -> bool {
     if parts.len() == 1 {
         return pattern == text;
     }
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
-    let mut rest = text.get(first.len()..text.len() - last.len()).unwrap_or_default();
+    let mut rest = text
+        .get(first.len()..text.len() - last.len())
+        .unwrap_or_default();
     for middle in parts.iter().skip(1).take(parts.len().saturating_sub(2)) {
         match rest.find(middle) {
             Some(i) => rest = rest.get(i + middle.len()..).unwrap_or_default(),

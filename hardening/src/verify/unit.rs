@@ -88,9 +88,10 @@ impl UnitFile {
     }
 
     fn name(&self) -> String {
-        Path::new(&self.src.path)
-            .file_name()
-            .map_or_else(|| self.src.path.clone(), |n| n.to_string_lossy().into_owned())
+        Path::new(&self.src.path).file_name().map_or_else(
+            || self.src.path.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 }
 
@@ -203,7 +204,10 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
             out.push((
                 catalog::UNIT_001,
                 at(user),
-                format!("{who}: the service runs as root with {}", bounding.describe()),
+                format!(
+                    "{who}: the service runs as root with {}",
+                    bounding.describe()
+                ),
             ));
         }
     }
@@ -217,7 +221,10 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
             out.push((
                 catalog::UNIT_001,
                 exec.line,
-                format!("{}= runs with full privileges (the `+` prefix ignores User= and the sandbox)", exec.key),
+                format!(
+                    "{}= runs with full privileges (the `+` prefix ignores User= and the sandbox)",
+                    exec.key
+                ),
             ));
         }
     }
@@ -248,7 +255,10 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
         out.push((
             catalog::UNIT_005,
             at(service.last("ProtectSystem")),
-            format!("ProtectSystem is {}", value("ProtectSystem").unwrap_or("unset")),
+            format!(
+                "ProtectSystem is {}",
+                value("ProtectSystem").unwrap_or("unset")
+            ),
         ));
     }
 
@@ -350,13 +360,20 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
         out.push((
             catalog::UNIT_011,
             header,
-            "RestrictAddressFamilies is unset: every socket family (netlink, packet) is allowed".to_owned(),
+            "RestrictAddressFamilies is unset: every socket family (netlink, packet) is allowed"
+                .to_owned(),
         ));
-    } else if let Some(deny) = families.iter().find(|e| e.value.starts_with('~') || e.value.is_empty()) {
+    } else if let Some(deny) = families
+        .iter()
+        .find(|e| e.value.starts_with('~') || e.value.is_empty())
+    {
         out.push((
             catalog::UNIT_011,
             deny.line,
-            format!("RestrictAddressFamilies={} is a deny list (or a reset): use an allow list", deny.value),
+            format!(
+                "RestrictAddressFamilies={} is a deny list (or a reset): use an allow list",
+                deny.value
+            ),
         ));
     } else {
         let extra: Vec<&str> = families
@@ -384,7 +401,10 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
         ));
     }
     let filters: Vec<&Entry> = service.all("SystemCallFilter").collect();
-    if !filters.iter().any(|e| !e.value.is_empty() && !e.value.starts_with('~')) {
+    if !filters
+        .iter()
+        .any(|e| !e.value.is_empty() && !e.value.starts_with('~'))
+    {
         problems.push((
             filters.first().copied(),
             "no SystemCallFilter allow list (@system-service)".to_owned(),
@@ -423,9 +443,14 @@ pub(crate) fn check(ctx: &mut Ctx, unit: &UnitFile) {
             .is_some_and(|n| n == "envoy")
     });
     if runs_envoy
-        && !["LoadCredential", "LoadCredentialEncrypted", "SetCredential", "BindReadOnlyPaths"]
-            .iter()
-            .any(|k| service.last(k).is_some())
+        && ![
+            "LoadCredential",
+            "LoadCredentialEncrypted",
+            "SetCredential",
+            "BindReadOnlyPaths",
+        ]
+        .iter()
+        .any(|k| service.last(k).is_some())
     {
         out.push((
             catalog::UNIT_014,
@@ -458,15 +483,27 @@ mod tests {
     fn capability_sets_follow_systemd() {
         assert!(CapSet::Full.assign("").is_empty());
         assert!(!CapSet::Full.assign("~CAP_SYS_ADMIN").is_empty());
-        assert!(CapSet::Full.assign("").assign("CAP_A").assign("~CAP_A").is_empty());
-        assert!(!CapSet::Only(BTreeSet::new()).assign("CAP_NET_BIND_SERVICE").is_empty());
+        assert!(
+            CapSet::Full
+                .assign("")
+                .assign("CAP_A")
+                .assign("~CAP_A")
+                .is_empty()
+        );
+        assert!(
+            !CapSet::Only(BTreeSet::new())
+                .assign("CAP_NET_BIND_SERVICE")
+                .is_empty()
+        );
     }
 
     #[test]
     fn parse_sections_and_continuations() {
         let src = Rc::new(Source {
             path: "x.service".to_owned(),
-            text: "# c\n[Unit]\nDescription=x\n[Service]\nExecStart=/bin/envoy \\\n  -c /x\nUser=\n".to_owned(),
+            text:
+                "# c\n[Unit]\nDescription=x\n[Service]\nExecStart=/bin/envoy \\\n  -c /x\nUser=\n"
+                    .to_owned(),
         });
         let unit = UnitFile::parse(src).unwrap();
         assert_eq!(unit.sections.len(), 2);

@@ -345,9 +345,8 @@ mod tests {
 
     #[test]
     fn block_scalars_start_on_their_first_content_line() {
-        let docs =
-            parse_documents("data:\n  envoy.yaml: |\n    admin: {}\n    x: 1\n  other: 2\n")
-                .unwrap();
+        let docs = parse_documents("data:\n  envoy.yaml: |\n    admin: {}\n    x: 1\n  other: 2\n")
+            .unwrap();
         let v = docs[0].path(&["data", "envoy.yaml"]).unwrap();
         assert_eq!(v.as_str(), Some("admin: {}\nx: 1\n"));
         assert_eq!(v.line, 3);

@@ -44,7 +44,7 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
                 "severity": c.severity,
                 "outcome": report.outcome(c),
                 "findings": report.findings_of(c).count(),
-                "suppressed": report.findings.iter().filter(|f| std::ptr::eq(f.check, *c) && f.is_suppressed()).count(),
+                "suppressed": report.findings.iter().filter(|f| f.check.id == c.id && f.is_suppressed()).count(),
             })
         })
         .collect();

@@ -33,7 +33,11 @@ fn line(f: &Finding) -> String {
     let mut text = format!("{at}{} [{}] {}", f.object.target(), f.severity(), f.message);
     if let Some(s) = &f.suppression {
         if s.expired {
-            let _ = write!(text, " (suppression expired on {}: {})", s.expires, s.reason);
+            let _ = write!(
+                text,
+                " (suppression expired on {}: {})",
+                s.expires, s.reason
+            );
         } else {
             let _ = write!(text, " (suppressed until {}: {})", s.expires, s.reason);
         }
@@ -59,7 +63,7 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
             let all: Vec<&Finding> = report
                 .findings
                 .iter()
-                .filter(|f| std::ptr::eq(f.check, **check))
+                .filter(|f| f.check.id == check.id)
                 .collect();
             let failing: Vec<&&Finding> = all
                 .iter()
@@ -92,7 +96,11 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
             }
             if !others.is_empty() {
                 let body: Vec<String> = others.iter().map(|f| line(f)).collect();
-                let _ = write!(cases, "      <system-out>{}</system-out>\n", xml(&body.join("\n")));
+                let _ = write!(
+                    cases,
+                    "      <system-out>{}</system-out>\n",
+                    xml(&body.join("\n"))
+                );
             }
             cases.push_str("    </testcase>\n");
         }

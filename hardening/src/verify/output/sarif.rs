@@ -157,7 +157,7 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
         .map(|f| {
             let index = catalog::checks()
                 .iter()
-                .position(|c| std::ptr::eq(*c, f.check))
+                .position(|c| c.id == f.check.id)
                 .unwrap_or(0);
             let ordinal = ordinals
                 .entry((f.check.id.to_owned(), f.object.target()))

@@ -44,7 +44,12 @@ fn finding_lines(out: &mut String, paint: &Paint, f: &Finding) {
         .location
         .as_ref()
         .map_or_else(String::new, |l| format!("  {}", l));
-    let _ = writeln!(out, "    {}{}", paint.bold(&f.object.target()), paint.dim(&at));
+    let _ = writeln!(
+        out,
+        "    {}{}",
+        paint.bold(&f.object.target()),
+        paint.dim(&at)
+    );
     let _ = writeln!(out, "      {}", f.message);
     if let Some(s) = &f.suppression {
         if s.expired {
@@ -60,7 +65,10 @@ fn finding_lines(out: &mut String, paint: &Paint, f: &Finding) {
             let _ = writeln!(
                 out,
                 "      {}",
-                paint.dim(&format!("suppressed until {}: {} ({})", s.expires, s.reason, s.source))
+                paint.dim(&format!(
+                    "suppressed until {}: {} ({})",
+                    s.expires, s.reason, s.source
+                ))
             );
         }
     }
@@ -103,7 +111,7 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
         let suppressed: Vec<&Finding> = report
             .findings
             .iter()
-            .filter(|f| std::ptr::eq(f.check, *check) && f.is_suppressed())
+            .filter(|f| f.check.id == check.id && f.is_suppressed())
             .collect();
         let note = if suppressed.is_empty() {
             String::new()
@@ -121,7 +129,12 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
         if !active.is_empty() {
             let _ = writeln!(out, "    {}  {}", paint.dim("why"), check.why);
             let _ = writeln!(out, "    {}  {}", paint.dim("fix"), check.fix);
-            let _ = writeln!(out, "    {}  gatehouse verify explain {}", paint.dim("see"), check.id);
+            let _ = writeln!(
+                out,
+                "    {}  gatehouse verify explain {}",
+                paint.dim("see"),
+                check.id
+            );
         }
     }
     if report.evaluated.is_empty() {

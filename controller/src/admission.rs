@@ -417,14 +417,51 @@ pub struct PolicyUpdate {
 /// The policies of the file control plane: `*.cedar` files of the configuration directory and
 /// GatewayPolicy objects, compiled when they change. An invalid set is refused as a whole and
 /// the last valid one stays in force.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PolicyLoader {
     in_force: Option<Arc<Engine>>,
     sources: Option<u64>,
     last: PolicyUpdate,
+    verifier: Option<PolicyVerifier>,
+}
+
+/// Checks the signature of the policy files of a configuration directory before they are
+/// loaded (`Err` says why they may not be). The controller crate does not sign or verify itself:
+/// the binary supplies this.
+#[derive(Clone)]
+pub struct PolicyVerifier(
+    pub Arc<dyn Fn(&Path, &[std::path::PathBuf]) -> Result<(), String> + Send + Sync>,
+);
+
+impl std::fmt::Debug for PolicyVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyVerifier")
+    }
+}
+
+impl std::fmt::Debug for PolicyLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyLoader")
+            .field(
+                "in_force",
+                &self.in_force.as_ref().map(|e| e.policies().len()),
+            )
+            .field("refused", &self.last.refused)
+            .field("verified", &self.verifier.is_some())
+            .finish()
+    }
 }
 
 impl PolicyLoader {
+    /// A loader that loads only policy sets `verifier` accepts; `GatewayPolicy` objects, which
+    /// cannot carry a signature in file mode, are then refused.
+    pub fn with_verifier(verifier: PolicyVerifier) -> Self {
+        Self {
+            verifier: Some(verifier),
+            ..Self::default()
+        }
+    }
+
     /// Reads the policies of `dir` and `config` again.
     pub fn reload(&mut self, dir: &Path, config: &Config) -> PolicyUpdate {
         let (mut sources, mut diags) = match cedar_files(dir) {
@@ -443,6 +480,36 @@ impl PolicyLoader {
             ),
         };
         let (objects, object_diags) = object_sources(config);
+        if let Some(verify) = &self.verifier {
+            let files = cedar_files(dir).unwrap_or_default();
+            if let Err(why) = (verify.0)(dir, &files) {
+                diags.push(PolicyDiagnostic {
+                    severity: Severity::Error,
+                    file: dir.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    policy: None,
+                    message: format!("the policy set is not signed by the trusted key: {why}"),
+                    help: Some(
+                        "sign the policy directory with `gatehouse sign --key KEY --manifest DIR`"
+                            .into(),
+                    ),
+                });
+            }
+            if !objects.is_empty() {
+                diags.push(PolicyDiagnostic {
+                    severity: Severity::Error,
+                    file: dir.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    policy: None,
+                    message:
+                        "GatewayPolicy objects cannot be verified against the policy signing key"
+                            .into(),
+                    help: Some("ship the policies as signed `*.cedar` files instead".into()),
+                });
+            }
+        }
         sources.extend(objects);
         diags.extend(object_diags);
         let fingerprint = {

@@ -31,6 +31,8 @@ pub struct FileControlPlane {
     pub status_file: Option<PathBuf>,
     /// Quiet window for batching file changes.
     pub quiet: Duration,
+    /// When set, only policy sets this accepts are loaded (signed policies).
+    pub policy_verifier: Option<crate::admission::PolicyVerifier>,
 }
 
 impl FileControlPlane {
@@ -43,7 +45,10 @@ impl FileControlPlane {
     ) {
         let mut source = FileSource::new(&self.dir);
         let mut admitter = Admitter::new(self.options.clone());
-        let mut policies = PolicyLoader::default();
+        let mut policies = match self.policy_verifier.clone() {
+            Some(v) => PolicyLoader::with_verifier(v),
+            None => PolicyLoader::default(),
+        };
         let mut last_report = Report::default();
         let mut reported_findings: BTreeSet<(bool, String)> = BTreeSet::new();
         let (_watcher, mut changes) = match source.watch(self.quiet) {

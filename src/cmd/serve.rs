@@ -42,6 +42,11 @@ pub(crate) struct ServeArgs {
     /// Longest a configuration change waits for its batch to be pushed.
     #[arg(long, default_value = "100ms", value_parser = super::certs::parse_duration)]
     coalesce_max: Duration,
+    /// Load a Cedar policy set only when every directory holding `*.cedar` files carries a
+    /// manifest signed by this public key (`gatehouse sign --key KEY --manifest DIR`);
+    /// otherwise keep the last good set and say why.
+    #[arg(long, value_name = "PUB")]
+    policy_verify_key: Option<PathBuf>,
 }
 
 /// The configuration source of `--source`.
@@ -74,6 +79,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         min_port: 1,
         quiet: args.coalesce_quiet,
         max_delay: args.coalesce_max,
+        policy_verify_key: args.policy_verify_key.clone(),
     };
     runtime.block_on(async move {
         tokio::spawn(async move {
@@ -101,6 +107,7 @@ pub(crate) struct ControlPlane {
     pub(crate) min_port: u16,
     pub(crate) quiet: Duration,
     pub(crate) max_delay: Duration,
+    pub(crate) policy_verify_key: Option<PathBuf>,
 }
 
 impl ControlPlane {
@@ -211,6 +218,11 @@ impl ControlPlane {
                 registry: registry.clone(),
                 status_file: args.status_file.clone(),
                 quiet: Duration::from_millis(100),
+                policy_verifier: args
+                    .policy_verify_key
+                    .as_deref()
+                    .map(policy_verifier)
+                    .transpose()?,
             };
             tokio::spawn(file_cp.run(stop_rx.clone(), gateways));
         }
@@ -245,4 +257,27 @@ pub(crate) async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
+}
+
+/// Checks, with the public key in `key_path`, the signed manifest of every directory that holds
+/// policy files.
+fn policy_verifier(
+    key_path: &std::path::Path,
+) -> anyhow::Result<gatehouse_controller::admission::PolicyVerifier> {
+    let key = gatehouse_hardening::signing::keys::VerifyingKey::load(key_path)?;
+    let key = Arc::new(key);
+    Ok(gatehouse_controller::admission::PolicyVerifier(Arc::new(
+        move |_dir, files| {
+            let dirs: std::collections::BTreeSet<&std::path::Path> =
+                files.iter().filter_map(|f| f.parent()).collect();
+            for d in dirs {
+                let findings = gatehouse_hardening::signing::manifest::verify_dir(d, &key)
+                    .map_err(|e| e.to_string())?;
+                if let Some(f) = findings.first() {
+                    return Err(format!("{} {}: {}", f.id.as_str(), f.path, f.message));
+                }
+            }
+            Ok(())
+        },
+    )))
 }

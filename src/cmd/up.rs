@@ -83,6 +83,7 @@ async fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         min_port: 1024,
         quiet: Duration::from_millis(10),
         max_delay: Duration::from_millis(100),
+        policy_verify_key: None,
     };
     let control_plane = tokio::spawn(cp.run(stop_rx.clone(), gw_tx));
     let stopper = stop_tx.clone();

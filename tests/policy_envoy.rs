@@ -72,6 +72,7 @@ async fn rig(tmp: &Path, dir: &Path) -> Rig {
         registry: registry.clone(),
         status_file: Some(status.clone()),
         quiet: Duration::from_millis(50),
+        policy_verifier: None,
     };
     tokio::spawn(cp.run(stopped.clone(), gateways));
 

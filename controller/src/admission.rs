@@ -429,9 +429,10 @@ pub struct PolicyLoader {
 /// loaded (`Err` says why they may not be). The controller crate does not sign or verify itself:
 /// the binary supplies this.
 #[derive(Clone)]
-pub struct PolicyVerifier(
-    pub Arc<dyn Fn(&Path, &[std::path::PathBuf]) -> Result<(), String> + Send + Sync>,
-);
+pub struct PolicyVerifier(pub Arc<VerifyFn>);
+
+/// `(configuration directory, policy files) -> Ok, or why not`.
+pub type VerifyFn = dyn Fn(&Path, &[std::path::PathBuf]) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for PolicyVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

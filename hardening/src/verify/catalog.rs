@@ -468,7 +468,7 @@ checks! {
         refs: "README (certificates)";
     CERT_002 = "CERT-002" "CertExpiresSoon" Certificate Warning
         title: "no certificate expires within the warning threshold"
-        why: "Rotation should have renewed it at half-life; one this close to expiry means rotation is not running."
+        why: "An expiring certificate takes its gateway (or, for the CA, everything) off the control plane. The threshold is --cert-warn (7 days), but at most half a certificate's lifetime: leaves are renewed at half-life, so a 24-hour leaf warns only once rotation is late."
         fix: "Check that gatehouse serve (which rotates) runs, or run gatehouse certs rotate --dir DIR."
         refs: "README (certificates); linkerd check identity";
     CERT_003 = "CERT-003" "CertLifetime" Certificate Error

@@ -155,18 +155,78 @@ pub(crate) fn check(ctx: &mut Ctx, dir: &Path, options: &Options) -> Result<(), 
                 ),
             );
         }
-        if info.issuer != ca.subject {
-            emit(
+        match issued_by(&cert_path, &ca_path) {
+            Ok(true) => {}
+            Ok(false) => emit(
                 catalog::CERT_008,
                 format!(
-                    "issued by \"{}\", not by the store's CA \"{}\"",
+                    "its signature does not verify with the store's CA key (issuer \"{}\", CA \"{}\")",
                     info.issuer, ca.subject
                 ),
-            );
+            ),
+            Err(reason) if info.issuer != ca.subject => emit(
+                catalog::CERT_008,
+                format!(
+                    "issued by \"{}\", not by the store's CA \"{}\" ({reason})",
+                    info.issuer, ca.subject
+                ),
+            ),
+            Err(_) => {}
         }
         check_key_mode(ctx, &object, &leaf_dir.join("key.pem"))?;
     }
     Ok(())
+}
+
+/// The first certificate of a PEM file, as DER.
+fn first_der(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+        let pem = pem.map_err(|e| e.to_string())?;
+        if pem.label == "CERTIFICATE" {
+            return Ok(pem.contents);
+        }
+    }
+    Err("no certificate".to_owned())
+}
+
+/// Whether the leaf's signature verifies with the CA's public key. `Err` when it cannot be
+/// decided (a signature algorithm this build does not verify).
+fn issued_by(leaf: &Path, ca: &Path) -> Result<bool, String> {
+    use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let leaf_der = first_der(leaf)?;
+    let ca_der = first_der(ca)?;
+    let (_, leaf) = X509Certificate::from_der(&leaf_der).map_err(|e| e.to_string())?;
+    let (_, ca) = X509Certificate::from_der(&ca_der).map_err(|e| e.to_string())?;
+    let spki = ca.public_key();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    let algorithm: &'static dyn VerificationAlgorithm = match (
+        leaf.signature_algorithm.algorithm.to_id_string().as_str(),
+        curve.as_deref(),
+    ) {
+        ("1.2.840.10045.4.3.2", Some(P256)) => &signature::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", Some(P256)) => &signature::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.2", Some(P384)) => &signature::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", Some(P384)) => &signature::ECDSA_P384_SHA384_ASN1,
+        ("1.3.101.112", _) => &signature::ED25519,
+        ("1.2.840.113549.1.1.11", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", _) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (other, _) => return Err(format!("signature algorithm {other} is not verified here")),
+    };
+    Ok(
+        UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data)
+            .verify(leaf.tbs_certificate.as_ref(), &leaf.signature_value.data)
+            .is_ok(),
+    )
 }
 
 /// CERT-001, CERT-002 and CERT-004: for the CA and every leaf.
@@ -197,16 +257,31 @@ fn check_common(
         }
         _ => {
             let left = Duration::from_secs(info.seconds_left.unsigned_abs());
-            if left < options.cert_warn {
+            // Short-lived leaves are renewed at half-life: for them the threshold is at most
+            // half the lifetime, so a 24 h leaf warns only once rotation is late.
+            let lifetime = match (
+                humantime::parse_rfc3339(&info.not_before),
+                humantime::parse_rfc3339(&info.not_after),
+            ) {
+                (Ok(start), Ok(end)) => end.duration_since(start).unwrap_or_default(),
+                _ => Duration::MAX,
+            };
+            let threshold = options.cert_warn.min(lifetime / 2);
+            if left < threshold {
                 ctx.report(
                     catalog::CERT_002,
                     object.clone(),
                     at.clone(),
                     format!(
-                        "expires in {} (at {}; threshold {})",
+                        "expires in {} (at {}; threshold {}{})",
                         human(left),
                         info.not_after,
-                        human(options.cert_warn)
+                        human(threshold),
+                        if threshold < options.cert_warn {
+                            ": half its lifetime, when rotation should have renewed it"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }

@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(unit.sections.len(), 2);
         let service = &unit.sections[1];
         assert_eq!(service.line, 4);
-        assert_eq!(service.entries[0].value, "/bin/envoy   -c /x");
+        assert_eq!(service.entries[0].value, "/bin/envoy  -c /x");
         assert_eq!(service.entries[1].line, 7);
         let bad = Rc::new(Source {
             path: "y.service".to_owned(),

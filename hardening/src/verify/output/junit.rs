@@ -73,9 +73,9 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
                 .iter()
                 .filter(|f| f.is_suppressed() || !options.fail_on.fails(f.severity()))
                 .collect();
-            let _ = write!(
+            let _ = writeln!(
                 cases,
-                "    <testcase classname=\"gatehouse.verify.{}\" name=\"{} {}\">\n",
+                "    <testcase classname=\"gatehouse.verify.{}\" name=\"{} {}\">",
                 category.title(),
                 check.id,
                 xml(check.title)
@@ -96,9 +96,9 @@ pub(super) fn render(report: &Report, options: &RenderOptions) -> String {
             }
             if !others.is_empty() {
                 let body: Vec<String> = others.iter().map(|f| line(f)).collect();
-                let _ = write!(
+                let _ = writeln!(
                     cases,
-                    "      <system-out>{}</system-out>\n",
+                    "      <system-out>{}</system-out>",
                     xml(&body.join("\n"))
                 );
             }

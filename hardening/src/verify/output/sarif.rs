@@ -56,10 +56,8 @@ fn artifact(file: &str, cwd: Option<&Path>) -> Option<Value> {
     let clean = file.trim_start_matches("./");
     if clean.starts_with("../") {
         // Outside the working directory: resolve it to an absolute URI.
-        if let Some(abs) = cwd.map(|c| c.join(clean)) {
-            if let Ok(abs) = abs.canonicalize() {
-                return Some(json!({"uri": format!("file://{}", encode(&abs.to_string_lossy()))}));
-            }
+        if let Some(abs) = cwd.and_then(|c| c.join(clean).canonicalize().ok()) {
+            return Some(json!({"uri": format!("file://{}", encode(&abs.to_string_lossy()))}));
         }
     }
     Some(json!({"uri": encode(clean), "uriBaseId": "SRCROOT"}))

@@ -12,7 +12,7 @@ pub use crds::{BackendResource, GatewayPolicyResource, SecurityPolicyResource, c
 pub use gatehouse::*;
 pub use gateway_api::*;
 pub use gateway_policy::*;
-pub use load::{Diagnostic, Objects, config_files, load_dir, load_text};
+pub use load::{Diagnostic, Objects, config_files, load_dir, load_text, walk_files};
 pub use meta::{Kind, ObjectKey, ObjectMeta, Origin};
 
 /// Every object of the configuration, by kind, namespace and name.

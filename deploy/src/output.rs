@@ -245,7 +245,7 @@ fn safe_relative(name: &str) -> Result<PathBuf, ProfileError> {
 
 /// Replaces `path` atomically: a temporary file in the same directory, mode 0644, synced,
 /// then renamed over `path`.
-fn write_atomic(path: &Path, contents: &str) -> Result<(), ProfileError> {
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), ProfileError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(ProfileError::io(
             "write",

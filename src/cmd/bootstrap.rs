@@ -1,8 +1,6 @@
 //! `gatehouse bootstrap`
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -213,39 +211,8 @@ fn check_certs(certs: &Path, node_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces `path` atomically: a temporary file in the same directory, mode 0644, synced, then
-/// renamed over `path`.
 fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        bail!("cannot write `{}`: not a file path", path.display());
-    };
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{nanos}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        // The umask may have removed bits.
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.write_all(contents.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write `{}`", path.display()));
-    }
-    Ok(())
+    Ok(gatehouse_deploy::output::write_atomic(path, contents)?)
 }
 
 /// Parses `1073741824`, `1GiB`, `512MiB` or `64KiB` for clap.

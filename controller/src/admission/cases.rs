@@ -111,28 +111,11 @@ pub struct TestOutcome {
 
 /// The test files under `dir` (recursively, sorted).
 pub fn test_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if [".test.yaml", ".test.yml", ".test.json"]
-                .iter()
-                .any(|s| name.ends_with(s))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::model::walk_files(dir, |n| {
+        [".test.yaml", ".test.yml", ".test.json"]
+            .iter()
+            .any(|s| n.ends_with(s))
+    })
 }
 
 fn snippet_text(s: &Snippet) -> Result<String, String> {

@@ -9,24 +9,7 @@ use crate::model::Config;
 
 /// The `*.cedar` files of `dir` (recursively, sorted; hidden entries skipped).
 pub fn cedar_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "cedar") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::model::walk_files(dir, |n| n.ends_with(".cedar"))
 }
 
 fn error(file: &str, line: usize, message: String, help: Option<&str>) -> PolicyDiagnostic {

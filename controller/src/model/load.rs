@@ -37,29 +37,32 @@ struct TypeMeta {
     kind: Option<String>,
 }
 
-/// The YAML files of `dir` (recursively, sorted; hidden entries skipped).
-pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// The files under `dir` (recursively, sorted; hidden entries skipped) whose name `keep`
+/// accepts.
+pub fn walk_files(dir: &Path, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
             let entry = entry?;
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
                 continue;
             }
             if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                out.push(path);
+                stack.push(entry.path());
+            } else if keep(&name) {
+                out.push(entry.path());
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// The YAML files of `dir` (recursively, sorted; hidden entries skipped).
+pub fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    walk_files(dir, |n| n.ends_with(".yaml") || n.ends_with(".yml"))
 }
 
 /// Reads every YAML file of `dir` into a [`Config`], with the problems found.

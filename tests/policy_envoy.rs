@@ -10,20 +10,14 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use gatehouse_certs::{
-    CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, ReloadableCert, SystemClock,
-    TrustDomain,
-};
+use gatehouse_certs::GatewayName;
 use gatehouse_controller::SnapshotCache;
 use gatehouse_controller::run::FileControlPlane;
 use gatehouse_controller::translate::TranslateOptions;
 use gatehouse_controller::xds::{ProxyRegistry, XdsServer, XdsServerConfig};
-use gatehouse_deploy::{AdminEndpoint, BootstrapParams, XdsAddress};
 use support::*;
-
-const DAY: Duration = Duration::from_secs(86_400);
 
 struct Rig {
     _envoy: Envoy,
@@ -33,29 +27,8 @@ struct Rig {
 
 /// The file control plane on `dir`, serving gateway `apps/edge` to a real Envoy.
 async fn rig(tmp: &Path, dir: &Path) -> Rig {
-    let pki = tmp.join("pki");
-    std::fs::create_dir(&pki).unwrap();
-    let store = CaStore::open(&pki).unwrap();
-    let ca = CertificateAuthority::generate(TrustDomain::default(), 365 * DAY, SystemTime::now())
-        .unwrap();
-    store.init(&ca, false).unwrap();
     let gw: GatewayName = "apps/edge".parse().unwrap();
-    store
-        .write_leaf(
-            &ca.issue(
-                &LeafRequest::new(Identity::Gateway(gw.clone())),
-                SystemTime::now(),
-            )
-            .unwrap(),
-            &ca.trust_anchors(),
-        )
-        .unwrap();
-    let mut req = LeafRequest::new(Identity::Controller);
-    req.ip_addresses = vec!["127.0.0.1".parse().unwrap()];
-    let cert = ReloadableCert::new(&ca.issue(&req, SystemTime::now()).unwrap()).unwrap();
-    let tls =
-        gatehouse_certs::server_config(&ca.trust_anchors(), Arc::new(cert), Arc::new(SystemClock))
-            .unwrap();
+    let TestPki { store, tls, .. } = test_pki(tmp, &gw);
 
     let cache = Arc::new(SnapshotCache::new());
     let registry = Arc::new(ProxyRegistry::new());
@@ -82,28 +55,16 @@ async fn rig(tmp: &Path, dir: &Path) -> Rig {
     tokio::spawn(
         XdsServer::new(cache, registry, XdsServerConfig::default()).serve(
             listener,
-            Arc::new(tls),
+            tls,
             async move {
                 let _ = stop_xds.wait_for(|s| *s).await;
             },
         ),
     );
     let work = tmp.join("envoy");
-    std::fs::create_dir(&work).unwrap();
-    let mut params = BootstrapParams::new(
-        gw.clone(),
-        xds.to_string().parse::<XdsAddress>().unwrap(),
-        store.leaf_dir(&Identity::Gateway(gw)),
-        work.clone(),
-    );
-    params.admin = AdminEndpoint::Loopback { port: free_port() };
-    let rendered = gatehouse_deploy::render_bootstrap(&params).unwrap();
-    std::fs::write(work.join("envoy.yaml"), &rendered.bootstrap).unwrap();
-    for (name, content) in rendered.sds_files() {
-        std::fs::write(work.join(name), content).unwrap();
-    }
+    let bootstrap = write_bootstrap(&store, &gw, xds, &work, gatehouse_deploy::AdsMode::Delta);
     Rig {
-        _envoy: Envoy::start(&work.join("envoy.yaml"), &work),
+        _envoy: Envoy::start(&bootstrap, &work),
         _stop: stop,
         status,
     }

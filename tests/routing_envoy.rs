@@ -8,15 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use gatehouse_certs::{
-    CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, ReloadableCert, SystemClock,
-    TrustDomain,
-};
+use gatehouse_certs::{CertificateAuthority, GatewayName, Identity, LeafRequest};
 use gatehouse_controller::SnapshotCache;
 use gatehouse_controller::model::{Config, load_text};
 use gatehouse_controller::translate::{TranslateOptions, Translator};
 use gatehouse_controller::xds::{ProxyRegistry, XdsServer, XdsServerConfig};
-use gatehouse_deploy::{AdminEndpoint, BootstrapParams, XdsAddress};
 use support::*;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -31,29 +27,8 @@ struct Rig {
 
 async fn rig(yaml: &str) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = tmp.path().join("pki");
-    std::fs::create_dir(&pki).unwrap();
-    let store = CaStore::open(&pki).unwrap();
-    let ca = CertificateAuthority::generate(TrustDomain::default(), 365 * DAY, SystemTime::now())
-        .unwrap();
-    store.init(&ca, false).unwrap();
     let gw: GatewayName = "apps/edge".parse().unwrap();
-    store
-        .write_leaf(
-            &ca.issue(
-                &LeafRequest::new(Identity::Gateway(gw.clone())),
-                SystemTime::now(),
-            )
-            .unwrap(),
-            &ca.trust_anchors(),
-        )
-        .unwrap();
-    let mut req = LeafRequest::new(Identity::Controller);
-    req.ip_addresses = vec!["127.0.0.1".parse().unwrap()];
-    let cert = ReloadableCert::new(&ca.issue(&req, SystemTime::now()).unwrap()).unwrap();
-    let tls =
-        gatehouse_certs::server_config(&ca.trust_anchors(), Arc::new(cert), Arc::new(SystemClock))
-            .unwrap();
+    let TestPki { store, ca, tls } = test_pki(tmp.path(), &gw);
 
     let mut config = Config::default();
     let mut diags = Vec::new();
@@ -106,24 +81,12 @@ async fn rig(yaml: &str) -> Rig {
         Arc::new(ProxyRegistry::new()),
         XdsServerConfig::default(),
     );
-    tokio::spawn(server.serve(listener, Arc::new(tls), async {
+    tokio::spawn(server.serve(listener, tls, async {
         let _ = stopped.await;
     }));
     let work = tmp.path().join("envoy");
-    std::fs::create_dir(&work).unwrap();
-    let mut params = BootstrapParams::new(
-        gw.clone(),
-        xds.to_string().parse::<XdsAddress>().unwrap(),
-        store.leaf_dir(&Identity::Gateway(gw)),
-        work.clone(),
-    );
-    params.admin = AdminEndpoint::Loopback { port: free_port() };
-    let rendered = gatehouse_deploy::render_bootstrap(&params).unwrap();
-    std::fs::write(work.join("envoy.yaml"), &rendered.bootstrap).unwrap();
-    for (name, content) in rendered.sds_files() {
-        std::fs::write(work.join(name), content).unwrap();
-    }
-    let envoy = Envoy::start(&work.join("envoy.yaml"), &work);
+    let bootstrap = write_bootstrap(&store, &gw, xds, &work, gatehouse_deploy::AdsMode::Delta);
+    let envoy = Envoy::start(&bootstrap, &work);
     Rig {
         _tmp: tmp,
         _envoy: envoy,

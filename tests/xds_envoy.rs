@@ -9,16 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use gatehouse_certs::{
-    CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, ReloadableCert, SystemClock,
-    TrustDomain,
-};
+use gatehouse_certs::{CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest};
 use gatehouse_controller::xds::{ProxyRegistry, XdsServer, XdsServerConfig};
 use gatehouse_controller::{Snapshot, SnapshotCache};
-use gatehouse_deploy::{AdminEndpoint, AdsMode, BootstrapParams, XdsAddress};
+use gatehouse_deploy::AdsMode;
 use support::*;
-
-const DAY: Duration = Duration::from_secs(86_400);
 
 struct ControlPlane {
     registry: Arc<ProxyRegistry>,
@@ -99,50 +94,12 @@ struct Setup {
 
 fn setup(ads: AdsMode) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("pki");
-    std::fs::create_dir(&dir).unwrap();
-    let store = CaStore::open(&dir).unwrap();
-    let ca = CertificateAuthority::generate(TrustDomain::default(), 365 * DAY, SystemTime::now())
-        .unwrap();
-    store.init(&ca, false).unwrap();
     let gateway: GatewayName = "edge/public".parse().unwrap();
-    let gw_leaf = ca
-        .issue(
-            &LeafRequest::new(Identity::Gateway(gateway.clone())),
-            SystemTime::now(),
-        )
-        .unwrap();
-    store.write_leaf(&gw_leaf, &ca.trust_anchors()).unwrap();
-
-    let mut req = LeafRequest::new(Identity::Controller);
-    req.ip_addresses = vec!["127.0.0.1".parse().unwrap()];
-    let server_cert = ReloadableCert::new(&ca.issue(&req, SystemTime::now()).unwrap()).unwrap();
-    let tls = Arc::new(
-        gatehouse_certs::server_config(
-            &ca.trust_anchors(),
-            Arc::new(server_cert),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
+    let TestPki { store, ca, tls } = test_pki(tmp.path(), &gateway);
 
     let xds: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let workdir = tmp.path().join("envoy");
-    std::fs::create_dir(&workdir).unwrap();
-    let mut params = BootstrapParams::new(
-        gateway.clone(),
-        xds.to_string().parse::<XdsAddress>().unwrap(),
-        store.leaf_dir(&Identity::Gateway(gateway.clone())),
-        workdir.clone(),
-    );
-    params.admin = AdminEndpoint::Loopback { port: free_port() };
-    params.ads = ads;
-    let rendered = gatehouse_deploy::render_bootstrap(&params).unwrap();
-    let bootstrap = workdir.join("envoy.yaml");
-    std::fs::write(&bootstrap, &rendered.bootstrap).unwrap();
-    for (name, content) in rendered.sds_files() {
-        std::fs::write(workdir.join(name), content).unwrap();
-    }
+    let bootstrap = write_bootstrap(&store, &gateway, xds, &workdir, ads);
     Setup {
         _tmp: tmp,
         store,

@@ -371,3 +371,74 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A CA store for tests: the CA, one gateway's client certificate in the store, and the
+/// controller's TLS server configuration (serving certificate for 127.0.0.1).
+pub struct TestPki {
+    pub store: gatehouse_certs::CaStore,
+    pub ca: gatehouse_certs::CertificateAuthority,
+    pub tls: std::sync::Arc<rustls::ServerConfig>,
+}
+
+/// Creates `DIR/pki` with a new CA and `gateway`'s certificate.
+pub fn test_pki(dir: &Path, gateway: &gatehouse_certs::GatewayName) -> TestPki {
+    use gatehouse_certs::{
+        CaStore, CertificateAuthority, Identity, LeafRequest, ReloadableCert, SystemClock,
+        TrustDomain,
+    };
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    let pki = dir.join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    let store = CaStore::open(&pki).unwrap();
+    let ca = CertificateAuthority::generate(
+        TrustDomain::default(),
+        Duration::from_secs(365 * 86_400),
+        SystemTime::now(),
+    )
+    .unwrap();
+    store.init(&ca, false).unwrap();
+    let leaf = ca
+        .issue(
+            &LeafRequest::new(Identity::Gateway(gateway.clone())),
+            SystemTime::now(),
+        )
+        .unwrap();
+    store.write_leaf(&leaf, &ca.trust_anchors()).unwrap();
+    let mut req = LeafRequest::new(Identity::Controller);
+    req.ip_addresses = vec!["127.0.0.1".parse().unwrap()];
+    let cert = ReloadableCert::new(&ca.issue(&req, SystemTime::now()).unwrap()).unwrap();
+    let tls = Arc::new(
+        gatehouse_certs::server_config(&ca.trust_anchors(), Arc::new(cert), Arc::new(SystemClock))
+            .unwrap(),
+    );
+    TestPki { store, ca, tls }
+}
+
+/// Writes `gateway`'s Envoy bootstrap and SDS files into `workdir` (created), xDS at `xds`,
+/// admin on a free loopback port; returns the bootstrap's path.
+pub fn write_bootstrap(
+    store: &gatehouse_certs::CaStore,
+    gateway: &gatehouse_certs::GatewayName,
+    xds: SocketAddr,
+    workdir: &Path,
+    ads: gatehouse_deploy::AdsMode,
+) -> PathBuf {
+    use gatehouse_deploy::{AdminEndpoint, BootstrapParams, XdsAddress};
+    std::fs::create_dir_all(workdir).unwrap();
+    let mut params = BootstrapParams::new(
+        gateway.clone(),
+        xds.to_string().parse::<XdsAddress>().unwrap(),
+        store.leaf_dir(&gatehouse_certs::Identity::Gateway(gateway.clone())),
+        workdir.to_owned(),
+    );
+    params.admin = AdminEndpoint::Loopback { port: free_port() };
+    params.ads = ads;
+    let rendered = gatehouse_deploy::render_bootstrap(&params).unwrap();
+    let bootstrap = workdir.join("envoy.yaml");
+    std::fs::write(&bootstrap, &rendered.bootstrap).unwrap();
+    for (name, content) in rendered.sds_files() {
+        std::fs::write(workdir.join(name), content).unwrap();
+    }
+    bootstrap
+}

@@ -773,11 +773,11 @@ impl Translator {
                                 &per_filter,
                             ))
                         });
-                        if built {
-                            out.stats.routes_translated += 1;
-                        } else {
-                            out.stats.routes_reused += 1;
-                        }
+                        tally(
+                            built,
+                            &mut out.stats.routes_translated,
+                            &mut out.stats.routes_reused,
+                        );
                         if let Err(e) = entries.as_ref() {
                             accepted = Condition::fail("Accepted", "UnsupportedValue", e.clone());
                             continue;
@@ -853,11 +853,7 @@ impl Translator {
                             Arc::new(Resource::new(cluster.clone(), &e)),
                         )
                     });
-            if built {
-                stats.clusters_built += 1;
-            } else {
-                stats.clusters_reused += 1;
-            }
+            tally(built, &mut stats.clusters_built, &mut stats.clusters_reused);
             b.insert_shared(ResourceType::Cluster, c);
             b.insert_shared(ResourceType::Endpoint, e);
             if let Some(t) = &backend.spec.tls {
@@ -916,11 +912,11 @@ impl Translator {
                         };
                         Arc::new(Resource::new(table.clone(), &rc))
                     });
-            if built {
-                stats.route_tables_built += 1;
-            } else {
-                stats.route_tables_reused += 1;
-            }
+            tally(
+                built,
+                &mut stats.route_tables_built,
+                &mut stats.route_tables_reused,
+            );
             b.insert_shared(ResourceType::Route, rc);
         }
         // Listeners: one per port.
@@ -1022,11 +1018,11 @@ impl Translator {
                         };
                         Arc::new(Resource::new(name.clone(), &l))
                     });
-            if built {
-                stats.listeners_built += 1;
-            } else {
-                stats.listeners_reused += 1;
-            }
+            tally(
+                built,
+                &mut stats.listeners_built,
+                &mut stats.listeners_reused,
+            );
             b.insert_shared(ResourceType::Listener, listener);
         }
         // Listener certificates.
@@ -1350,4 +1346,9 @@ fn policy_backends(
         }
     }
     (clusters, resolved, problems)
+}
+
+/// Counts one output as built or reused.
+fn tally(built: bool, built_count: &mut usize, reused_count: &mut usize) {
+    *(if built { built_count } else { reused_count }) += 1;
 }

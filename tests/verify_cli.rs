@@ -288,9 +288,11 @@ fn stdin_is_read_with_dash() {
 #[test]
 fn usage_errors_exit_2() {
     for (args, wanted) in [
+        // The kubeconfig flags only go with --cluster.
+        (vec!["verify", "-n", "gatehouse-gateways"], "--cluster"),
         (
-            vec!["verify", "--cluster"],
-            "--cluster (live objects through the Kubernetes API) is not available yet",
+            vec!["verify", "--kubeconfig", "kubeconfig.yaml"],
+            "--cluster",
         ),
         (
             vec!["verify", "explain", "RBAC-999"],

@@ -465,13 +465,20 @@ impl PolicyLoader {
 
     /// Reads the policies of `dir` and `config` again.
     pub fn reload(&mut self, dir: &Path, config: &Config) -> PolicyUpdate {
-        let (mut sources, mut diags) = match cedar_files(dir) {
-            Ok(files) => file_sources(&files),
+        self.reload_from(Some(dir), config)
+    }
+
+    /// Reads the policies of `config` (GatewayPolicy objects) and, when given, the `*.cedar`
+    /// files of `dir` again. Kubernetes mode has no directory.
+    pub fn reload_from(&mut self, dir: Option<&Path>, config: &Config) -> PolicyUpdate {
+        let where_ = dir.map_or_else(|| "kubernetes".to_owned(), |d| d.display().to_string());
+        let (mut sources, mut diags) = match dir.map(cedar_files).transpose() {
+            Ok(files) => file_sources(&files.unwrap_or_default()),
             Err(e) => (
                 Vec::new(),
                 vec![PolicyDiagnostic {
                     severity: Severity::Error,
-                    file: dir.display().to_string(),
+                    file: where_.clone(),
                     line: 0,
                     column: 0,
                     policy: None,
@@ -482,11 +489,15 @@ impl PolicyLoader {
         };
         let (objects, object_diags) = object_sources(config);
         if let Some(verify) = &self.verifier {
-            let files = cedar_files(dir).unwrap_or_default();
-            if let Err(why) = (verify.0)(dir, &files) {
+            let files = dir.map(cedar_files).transpose().unwrap_or_default();
+            let verdict = match dir {
+                Some(dir) => (verify.0)(dir, &files.unwrap_or_default()),
+                None => Err("policies from the Kubernetes API carry no signature".to_owned()),
+            };
+            if let Err(why) = verdict {
                 diags.push(PolicyDiagnostic {
                     severity: Severity::Error,
-                    file: dir.display().to_string(),
+                    file: where_.clone(),
                     line: 0,
                     column: 0,
                     policy: None,
@@ -500,7 +511,7 @@ impl PolicyLoader {
             if !objects.is_empty() {
                 diags.push(PolicyDiagnostic {
                     severity: Severity::Error,
-                    file: dir.display().to_string(),
+                    file: where_.clone(),
                     line: 0,
                     column: 0,
                     policy: None,

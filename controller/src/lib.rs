@@ -10,11 +10,13 @@
 //!   Kubernetes. [`SnapshotCache`] is the in-memory implementation.
 //! - [`xds`]: the ADS server (delta and state-of-the-world) with per-proxy authorization.
 //!
-//! Still to come in this crate: the configuration model, the file and Kubernetes sources, and
-//! the translator (see the translation issue).
+//! - [`model`], [`source`], [`kube`]: the configuration model and its two sources (a directory,
+//!   or the Kubernetes API); [`run::Pipeline`]: admission, translation and publication, shared
+//!   by both.
 
 pub mod admission;
 mod discover;
+pub mod kube;
 pub mod model;
 pub mod run;
 mod snapshot;

@@ -8,7 +8,12 @@ mod gateway_policy;
 mod load;
 mod meta;
 
-pub use crds::{BackendResource, GatewayPolicyResource, SecurityPolicyResource, crds};
+use std::collections::BTreeMap;
+
+pub use crds::{
+    BackendResource, GatehouseStatus, GatewayPolicyResource, SecurityPolicyResource,
+    StatusCondition, crds,
+};
 pub use gatehouse::*;
 pub use gateway_api::*;
 pub use gateway_policy::*;
@@ -36,7 +41,23 @@ pub struct Config {
     pub security_policies: Objects<SecurityPolicy>,
     /// GatewayPolicies (cluster-scoped: namespace is empty).
     pub gateway_policies: Objects<GatewayPolicy>,
+    /// Services (Kubernetes mode): backends of routes.
+    pub services: Objects<Service>,
+    /// EndpointSlices (Kubernetes mode): the endpoints of Services.
+    pub endpoint_slices: Objects<EndpointSlice>,
+    /// The labels of each namespace (Kubernetes mode), for `allowedRoutes.namespaces.selector`.
+    /// Empty in file mode, where a selector can only name namespaces by
+    /// `kubernetes.io/metadata.name`.
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
 }
+
+/// A Kubernetes Service, as the API serves it.
+pub type Service = k8s_openapi::api::core::v1::Service;
+/// A Kubernetes EndpointSlice, as the API serves it.
+pub type EndpointSlice = k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// The label of an EndpointSlice naming its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 macro_rules! inserter {
     ($fn:ident, $field:ident, $ty:ty, $kind:expr, $namespaced:expr) => {
@@ -113,6 +134,9 @@ impl Config {
             Kind::GatewayPolicy,
             &mut dups,
         );
+        self.services.extend(other.services);
+        self.endpoint_slices.extend(other.endpoint_slices);
+        self.namespace_labels.extend(other.namespace_labels);
         dups
     }
 

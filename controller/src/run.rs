@@ -2,7 +2,7 @@
 //! admit, publish the snapshots, report; again on every change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::admission::{Admitter, POLICY_WARNING, Policies, PolicyLoader, Report};
 use crate::discover::SnapshotCache;
+use crate::model::Config;
 use crate::source::FileSource;
 use crate::status_file::StatusReport;
 use crate::translate::TranslateOptions;
@@ -44,13 +45,11 @@ impl FileControlPlane {
         gateways: watch::Sender<BTreeSet<GatewayName>>,
     ) {
         let mut source = FileSource::new(&self.dir);
-        let mut admitter = Admitter::new(self.options.clone());
-        let mut policies = match self.policy_verifier.clone() {
-            Some(v) => PolicyLoader::with_verifier(v),
-            None => PolicyLoader::default(),
-        };
-        let mut last_report = Report::default();
-        let mut reported_findings: BTreeSet<(bool, String)> = BTreeSet::new();
+        let mut pipeline = Pipeline::new(
+            self.options.clone(),
+            self.cache.clone(),
+            self.policy_verifier.clone(),
+        );
         let (_watcher, mut changes) = match source.watch(self.quiet) {
             Ok((w, rx)) => (Some(w), rx),
             Err(error) => {
@@ -58,137 +57,19 @@ impl FileControlPlane {
                 (None, tokio::sync::mpsc::channel(1).1)
             }
         };
-        let mut published: BTreeSet<GatewayName> = BTreeSet::new();
-        let mut reported: BTreeSet<String> = BTreeSet::new();
-        let mut snapshots = BTreeMap::new();
-        let mut diagnostics = Vec::new();
-        let mut objects = Vec::new();
         let mut reload = true;
         loop {
             if reload {
-                let mut r = source.reload();
-                // Policies: `*.cedar` files and GatewayPolicy objects. A set that does not
-                // compile is refused whole; the last valid one stays in force.
-                let update = policies.reload(&self.dir, &r.config);
-                if update.refused {
-                    tracing::error!(
-                        errors = update.diagnostics.len(),
-                        "the policy set is invalid and was refused as a whole; the last valid set stays in force"
-                    );
-                }
-                r.diagnostics
-                    .extend(update.diagnostics.iter().map(|d| crate::model::Diagnostic {
-                        file: d.file.clone().into(),
-                        line: d.line,
-                        message: format!(
-                            "policy {}: {}{}{}",
-                            match d.severity {
-                                gatehouse_policies::Severity::Error => "error",
-                                gatehouse_policies::Severity::Warning => "warning",
-                            },
-                            d.message,
-                            d.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default(),
-                            if update.refused {
-                                "; the policy set is refused and the last valid set stays in force"
-                            } else {
-                                ""
-                            }
-                        ),
-                    }));
-                let in_force = policies.policies();
-                let a = admitter.translate(&r.config, &in_force);
-                if update.changed {
-                    // A policy change re-evaluates everything: say what it changes before the
-                    // new decisions reach Envoy.
-                    let count = match &in_force {
-                        Policies::Enforce(e) => e.policies().len(),
-                        _ => 0,
-                    };
-                    tracing::info!(policies = count, "policy set loaded");
-                    for o in a.report.denied() {
-                        if last_report.decision(&o.object) != gatehouse_policies::Decision::Deny {
-                            for f in o.deciding() {
-                                tracing::warn!(object = %o.object, policy = %f.policy, claim = %f.claim, message = %f.message, "policy change: now denied, will not be programmed");
-                            }
-                        }
-                    }
-                    for o in last_report.denied() {
-                        if a.report.decision(&o.object) != gatehouse_policies::Decision::Deny {
-                            tracing::info!(object = %o.object, "policy change: no longer denied, will be programmed");
-                        }
-                    }
-                }
-                // Warnings and dry-run findings, each once while it lasts.
-                let findings: BTreeSet<(bool, String)> = a
-                    .report
-                    .objects
-                    .values()
-                    .flat_map(|o| {
-                        o.findings
-                            .iter()
-                            .filter(|f| f.enforcement != gatehouse_policies::Enforcement::Deny)
-                            .map(move |f| {
-                                (
-                                    f.enforcement == gatehouse_policies::Enforcement::Warn,
-                                    format!("{}: {}: {f}", o.origin, o.object),
-                                )
-                            })
-                    })
-                    .collect();
-                for (warn, f) in findings.difference(&reported_findings) {
-                    if *warn {
-                        tracing::warn!(finding = %f, "{POLICY_WARNING}: programmed with a policy warning");
-                    } else {
-                        tracing::info!(finding = %f, "policy dry run: would be denied");
-                    }
-                }
-                reported_findings = findings;
-                last_report = a.report;
-                let t = a.translation;
-                // Report each problem once, while it lasts.
-                let now: BTreeSet<String> = r
-                    .diagnostics
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(t.status.iter().flat_map(|s| s.problems()))
-                    .collect();
-                for p in now.difference(&reported) {
-                    tracing::warn!(problem = %p, "configuration problem");
-                }
-                for p in reported.difference(&now) {
-                    tracing::info!(problem = %p, "configuration problem resolved");
-                }
-                reported = now;
-                let current: BTreeSet<GatewayName> = t.snapshots.keys().cloned().collect();
-                for gw in published.difference(&current) {
-                    // A Gateway that is gone: withdraw its configuration.
-                    self.cache.set(gw, crate::Snapshot::empty());
-                }
-                for (gw, snap) in &t.snapshots {
-                    self.cache.set(gw, snap.clone());
-                }
-                let changed = t.snapshots != snapshots || r.diagnostics != diagnostics;
-                if changed {
-                    tracing::info!(
-                        gateways = current.len(),
-                        routes_translated = t.stats.routes_translated,
-                        routes_reused = t.stats.routes_reused,
-                        problems = reported.len(),
-                        "configuration applied"
-                    );
-                }
-                published = current.clone();
+                let r = source.reload();
+                let current = pipeline.apply(Some(&self.dir), &r.config, r.diagnostics);
                 let _ = gateways.send(current);
-                snapshots = t.snapshots;
-                diagnostics = r.diagnostics;
-                objects = t.status;
             }
             if let Some(path) = &self.status_file {
                 let report = StatusReport::new(
                     &self.dir,
-                    &diagnostics,
-                    &objects,
-                    &snapshots,
+                    &pipeline.diagnostics,
+                    &pipeline.objects,
+                    &pipeline.snapshots,
                     &self.registry.proxies(),
                     &self.registry.last_nacks(),
                     &self.registry.security_events(),
@@ -206,5 +87,182 @@ impl FileControlPlane {
                 }
             }
         }
+    }
+}
+
+/// The stages every source shares: policies, admission, translation, publication to the
+/// snapshot cache, and reporting. A source hands it the whole configuration after each change;
+/// translation is incremental, so what did not change is reused.
+pub struct Pipeline {
+    cache: Arc<SnapshotCache>,
+    admitter: Admitter,
+    policies: PolicyLoader,
+    last_report: Report,
+    reported_findings: BTreeSet<(bool, String)>,
+    published: BTreeSet<GatewayName>,
+    reported: BTreeSet<String>,
+    /// The snapshots of the last application.
+    pub snapshots: BTreeMap<GatewayName, crate::Snapshot>,
+    /// The configuration problems of the last application.
+    pub diagnostics: Vec<crate::model::Diagnostic>,
+    /// The status of every object after the last application (with admission decisions).
+    pub objects: Vec<crate::translate::ObjectStatus>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("gateways", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline publishing to `cache`; with `verifier`, only signed policy sets load.
+    pub fn new(
+        options: TranslateOptions,
+        cache: Arc<SnapshotCache>,
+        verifier: Option<crate::admission::PolicyVerifier>,
+    ) -> Self {
+        Self {
+            cache,
+            admitter: Admitter::new(options),
+            policies: match verifier {
+                Some(v) => PolicyLoader::with_verifier(v),
+                None => PolicyLoader::default(),
+            },
+            last_report: Report::default(),
+            reported_findings: BTreeSet::new(),
+            published: BTreeSet::new(),
+            reported: BTreeSet::new(),
+            snapshots: BTreeMap::new(),
+            diagnostics: Vec::new(),
+            objects: Vec::new(),
+        }
+    }
+
+    /// Applies a new configuration (with the problems its source found): policies from
+    /// `policy_dir`'s `*.cedar` files (file mode) and GatewayPolicy objects, admission,
+    /// translation, publication. A Gateway that is gone is withdrawn. Returns the gateways
+    /// that now have a configuration.
+    pub fn apply(
+        &mut self,
+        policy_dir: Option<&Path>,
+        config: &Config,
+        mut diagnostics: Vec<crate::model::Diagnostic>,
+    ) -> BTreeSet<GatewayName> {
+        // Policies: `*.cedar` files and GatewayPolicy self.objects. A set that does not
+        // compile is refused whole; the last valid one stays in force.
+        let update = self.policies.reload_from(policy_dir, config);
+        if update.refused {
+            tracing::error!(
+                errors = update.diagnostics.len(),
+                "the policy set is invalid and was refused as a whole; the last valid set stays in force"
+            );
+        }
+        diagnostics.extend(update.diagnostics.iter().map(|d| crate::model::Diagnostic {
+            file: d.file.clone().into(),
+            line: d.line,
+            message: format!(
+                    "policy {}: {}{}{}",
+                    match d.severity {
+                        gatehouse_policies::Severity::Error => "error",
+                        gatehouse_policies::Severity::Warning => "warning",
+                    },
+                    d.message,
+                    d.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default(),
+                    if update.refused {
+                        "; the policy set is refused and the last valid set stays in force"
+                    } else {
+                        ""
+                    }
+                ),
+        }));
+        let in_force = self.policies.policies();
+        let a = self.admitter.translate(config, &in_force);
+        if update.changed {
+            // A policy change re-evaluates everything: say what it changes before the
+            // new decisions reach Envoy.
+            let count = match &in_force {
+                Policies::Enforce(e) => e.policies().len(),
+                _ => 0,
+            };
+            tracing::info!(policies = count, "policy set loaded");
+            for o in a.report.denied() {
+                if self.last_report.decision(&o.object) != gatehouse_policies::Decision::Deny {
+                    for f in o.deciding() {
+                        tracing::warn!(object = %o.object, policy = %f.policy, claim = %f.claim, message = %f.message, "policy change: now denied, will not be programmed");
+                    }
+                }
+            }
+            for o in self.last_report.denied() {
+                if a.report.decision(&o.object) != gatehouse_policies::Decision::Deny {
+                    tracing::info!(object = %o.object, "policy change: no longer denied, will be programmed");
+                }
+            }
+        }
+        // Warnings and dry-run findings, each once while it lasts.
+        let findings: BTreeSet<(bool, String)> = a
+            .report
+            .objects
+            .values()
+            .flat_map(|o| {
+                o.findings
+                    .iter()
+                    .filter(|f| f.enforcement != gatehouse_policies::Enforcement::Deny)
+                    .map(move |f| {
+                        (
+                            f.enforcement == gatehouse_policies::Enforcement::Warn,
+                            format!("{}: {}: {f}", o.origin, o.object),
+                        )
+                    })
+            })
+            .collect();
+        for (warn, f) in findings.difference(&self.reported_findings) {
+            if *warn {
+                tracing::warn!(finding = %f, "{POLICY_WARNING}: programmed with a policy warning");
+            } else {
+                tracing::info!(finding = %f, "policy dry run: would be denied");
+            }
+        }
+        self.reported_findings = findings;
+        self.last_report = a.report;
+        let t = a.translation;
+        // Report each problem once, while it lasts.
+        let now: BTreeSet<String> = diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .chain(t.status.iter().flat_map(|s| s.problems()))
+            .collect();
+        for p in now.difference(&self.reported) {
+            tracing::warn!(problem = %p, "configuration problem");
+        }
+        for p in self.reported.difference(&now) {
+            tracing::info!(problem = %p, "configuration problem resolved");
+        }
+        self.reported = now;
+        let current: BTreeSet<GatewayName> = t.snapshots.keys().cloned().collect();
+        for gw in self.published.difference(&current) {
+            // A Gateway that is gone: withdraw its configuration.
+            self.cache.set(gw, crate::Snapshot::empty());
+        }
+        for (gw, snap) in &t.snapshots {
+            self.cache.set(gw, snap.clone());
+        }
+        let changed = t.snapshots != self.snapshots || diagnostics != self.diagnostics;
+        if changed {
+            tracing::info!(
+                gateways = current.len(),
+                routes_translated = t.stats.routes_translated,
+                routes_reused = t.stats.routes_reused,
+                problems = self.reported.len(),
+                "configuration applied"
+            );
+        }
+        self.published = current.clone();
+        self.snapshots = t.snapshots;
+        self.diagnostics = diagnostics;
+        self.objects = t.status;
+        self.published.clone()
     }
 }

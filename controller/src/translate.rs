@@ -217,10 +217,11 @@ impl Translator {
             per_gateway.insert(gw_name, work);
         }
 
-        self.attach_routes(config, &mut per_gateway, &mut out);
+        let index = security::PolicyIndex::new(config);
+        self.attach_routes(config, &index, &mut per_gateway, &mut out);
 
         for (gw_name, work) in per_gateway {
-            let snap = self.assemble(config, &work, &mut out.stats);
+            let snap = self.assemble(config, &index, &work, &mut out.stats);
             out.snapshots.insert(gw_name, snap);
         }
         self.status_of_backends(config, &mut out.status);
@@ -479,6 +480,8 @@ struct GatewayWork {
 struct BackendKey {
     namespace: String,
     name: String,
+    /// The Service port, for a Service (Kubernetes mode); `None` for a Backend.
+    port: Option<u16>,
 }
 
 /// Reads a `kubernetes.io/tls` Secret: certificate chain and key, checked to belong together.
@@ -512,13 +515,20 @@ fn tls_secret(config: &Config, ns: &str, name: &str) -> Result<(Vec<u8>, Vec<u8>
 }
 
 fn route_ns_allowed(config: &Config, l: &ListenerInfo, gw_ns: &str, route_ns: &str) -> bool {
-    let _ = config;
     match l.allowed_from.as_str() {
         "All" => true,
-        "Selector" => l
-            .allowed_selector
-            .iter()
-            .all(|(k, v)| k == "kubernetes.io/metadata.name" && v == route_ns),
+        "Selector" => match config.namespace_labels.get(route_ns) {
+            // Kubernetes mode: the namespace's labels.
+            Some(labels) => l
+                .allowed_selector
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v)),
+            // File mode: only the name label is known.
+            None => l
+                .allowed_selector
+                .iter()
+                .all(|(k, v)| k == "kubernetes.io/metadata.name" && v == route_ns),
+        },
         _ => gw_ns == route_ns,
     }
 }
@@ -603,6 +613,7 @@ impl Translator {
     fn attach_routes(
         &mut self,
         config: &Config,
+        index: &security::PolicyIndex<'_>,
         gateways: &mut BTreeMap<GatewayName, GatewayWork>,
         out: &mut Translation,
     ) {
@@ -698,7 +709,7 @@ impl Translator {
                         }
                         let (gw_ns, gw_nm) = (work.namespace.clone(), work.name.clone());
                         if let Some((policy, why)) = security::route_blocked_by(
-                            config,
+                            index,
                             &gw_ns,
                             &gw_nm,
                             &att.listener,
@@ -715,8 +726,8 @@ impl Translator {
                             );
                             continue;
                         }
-                        let eff = security::effective(
-                            config,
+                        let eff = security::effective_indexed(
+                            index,
                             &gw_ns,
                             &gw_nm,
                             &att.listener,
@@ -815,12 +826,35 @@ impl Translator {
     fn assemble(
         &mut self,
         config: &Config,
+        index: &security::PolicyIndex<'_>,
         work: &GatewayWork,
         stats: &mut TranslateStats,
     ) -> Snapshot {
         let mut b = Snapshot::builder();
         // Clusters and their endpoints.
         for (cluster, (key, h2)) in &work.clusters {
+            if let Some(port) = key.port {
+                // A Service: the cluster depends on nothing but its name; the endpoints come
+                // from the EndpointSlices, so endpoint churn changes the EDS resource only.
+                let eps = service_endpoints(config, &key.namespace, &key.name, port);
+                let input = hash_of(&(&eps, h2));
+                let ((c, e), built) = self.clusters.get_or_build(
+                    &format!("{}|{cluster}", work.namespace),
+                    input,
+                    || {
+                        let c = envoy::eds_cluster(cluster, *h2, None);
+                        let e = envoy::load_assignment(cluster, &eps);
+                        (
+                            Arc::new(Resource::new(cluster.clone(), &c)),
+                            Arc::new(Resource::new(cluster.clone(), &e)),
+                        )
+                    },
+                );
+                tally(built, &mut stats.clusters_built, &mut stats.clusters_reused);
+                b.insert_shared(ResourceType::Cluster, c);
+                b.insert_shared(ResourceType::Endpoint, e);
+                continue;
+            }
             let Some((backend, _)) = config
                 .backends
                 .get(&(key.namespace.clone(), key.name.clone()))
@@ -944,8 +978,8 @@ impl Translator {
         }
         // Client certificates required on HTTPS listeners by Gateway policies.
         let client_ca = |l: &ListenerInfo| -> Option<(String, Vec<String>)> {
-            let eff = security::effective(
-                config,
+            let eff = security::effective_indexed(
+                index,
                 &work.namespace,
                 &work.name,
                 &l.name,
@@ -1150,19 +1184,13 @@ fn resolve_backend(
     let target_ns = r.namespace.as_deref().unwrap_or(ns);
     match (group, k) {
         ("gatehouse.dev", "Backend") => {}
-        ("", "Service") => {
-            return Err((
-                "BackendNotFound",
-                format!(
-                    "Service `{target_ns}/{}`: Services need Kubernetes mode; in file mode use a gatehouse.dev Backend",
-                    r.name
-                ),
-            ));
-        }
+        ("", "Service") => return resolve_service(config, ns, kind, r, h2),
         _ => {
             return Err((
                 "InvalidKind",
-                format!("backend kind `{group}/{k}` is not supported (gatehouse.dev/Backend)"),
+                format!(
+                    "backend kind `{group}/{k}` is not supported (Service, gatehouse.dev/Backend)"
+                ),
             ));
         }
     }
@@ -1213,9 +1241,134 @@ fn resolve_backend(
         BackendKey {
             namespace: target_ns.to_owned(),
             name: r.name.clone(),
+            port: None,
         },
         h2,
     ))
+}
+
+/// Resolves a reference to a Service port (Kubernetes mode): the cluster's endpoints come
+/// from the Service's EndpointSlices, through EDS.
+fn resolve_service(
+    config: &Config,
+    ns: &str,
+    kind: Kind,
+    r: &BackendObjectReference,
+    h2: bool,
+) -> Result<Resolved, (&'static str, String)> {
+    let target_ns = r.namespace.as_deref().unwrap_or(ns);
+    if !config.reference_granted(
+        "gateway.networking.k8s.io",
+        kind.as_str(),
+        ns,
+        "",
+        "Service",
+        target_ns,
+        &r.name,
+    ) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "no ReferenceGrant in `{target_ns}` lets {kind}s in `{ns}` use Service `{}`",
+                r.name
+            ),
+        ));
+    }
+    let Some((svc, _)) = config.services.get(&(target_ns.to_owned(), r.name.clone())) else {
+        let hint = if config.services.is_empty() && config.endpoint_slices.is_empty() {
+            "; Services need Kubernetes mode: in file mode use a gatehouse.dev Backend"
+        } else {
+            ""
+        };
+        return Err((
+            "BackendNotFound",
+            format!("Service `{target_ns}/{}` not found{hint}", r.name),
+        ));
+    };
+    let Some(port) = r.port else {
+        return Err((
+            "UnsupportedValue",
+            format!(
+                "a reference to Service `{target_ns}/{}` needs a port",
+                r.name
+            ),
+        ));
+    };
+    let has_port = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .is_some_and(|ps| ps.iter().any(|p| i32::from(port) == p.port));
+    if !has_port {
+        return Err((
+            "BackendNotFound",
+            format!("Service `{target_ns}/{}` has no port {port}", r.name),
+        ));
+    }
+    let cluster = format!(
+        "service/{target_ns}/{}/{port}{}",
+        r.name,
+        if h2 { "/h2" } else { "" }
+    );
+    Ok((
+        cluster,
+        BackendKey {
+            namespace: target_ns.to_owned(),
+            name: r.name.clone(),
+            port: Some(port),
+        },
+        h2,
+    ))
+}
+
+/// The ready endpoints of port `port` of Service `ns/name`, from its EndpointSlices (IPv4 and
+/// IPv6 slices; FQDN slices are ignored), sorted and without duplicates.
+fn service_endpoints(config: &Config, ns: &str, name: &str, port: u16) -> Vec<(String, u16)> {
+    let Some((svc, _)) = config.services.get(&(ns.to_owned(), name.to_owned())) else {
+        return Vec::new();
+    };
+    let port_name = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|ps| ps.iter().find(|p| p.port == i32::from(port)))
+        .map(|p| p.name.clone().unwrap_or_default())
+        .unwrap_or_default();
+    let mut out = BTreeSet::new();
+    for ((slice_ns, _), (slice, _)) in &config.endpoint_slices {
+        if slice_ns != ns
+            || slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::model::SERVICE_NAME_LABEL))
+                .map(String::as_str)
+                != Some(name)
+            || !matches!(slice.address_type.as_str(), "IPv4" | "IPv6")
+        {
+            continue;
+        }
+        let Some(target) = slice.ports.iter().flatten().find_map(|p| {
+            (p.name.clone().unwrap_or_default() == port_name)
+                .then_some(p.port)
+                .flatten()
+                .and_then(|p| u16::try_from(p).ok())
+        }) else {
+            continue;
+        };
+        for e in &slice.endpoints {
+            // Ready unless said otherwise (the API's meaning of an absent condition).
+            if e.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            for a in &e.addresses {
+                if a.parse::<std::net::IpAddr>().is_ok() {
+                    out.insert((a.clone(), target));
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Attaches a route to the listeners a parent reference selects. `None` when the parent is not

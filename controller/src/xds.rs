@@ -10,6 +10,7 @@ mod sotw;
 mod status;
 
 pub use authz::SECURITY_TARGET;
+pub use delta::DeltaProbe;
 pub use listener::{XdsServer, XdsServerConfig, XdsServerError};
 pub use service::AdsService;
 pub use status::{NackRecord, ProxyRegistry, ProxyStatus, SecurityEvent, TypeStatus};

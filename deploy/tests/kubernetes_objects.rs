@@ -175,7 +175,7 @@ fn controller_rules_are_exactly_what_it_needs() {
             })
             .collect()
     };
-    let read = "get,list,watch";
+    let read = "list,watch";
     let gw = "gateway.networking.k8s.io";
     assert_eq!(
         rules(find(&objects, "ClusterRole", None, "gatehouse-controller")),
@@ -185,10 +185,10 @@ fn controller_rules_are_exactly_what_it_needs() {
             (&format!("{gw}/httproutes"), read, &[]),
             (&format!("{gw}/grpcroutes"), read, &[]),
             (&format!("{gw}/referencegrants"), read, &[]),
-            (&format!("{gw}/gatewayclasses/status"), "update,patch", &[]),
-            (&format!("{gw}/gateways/status"), "update,patch", &[]),
-            (&format!("{gw}/httproutes/status"), "update,patch", &[]),
-            (&format!("{gw}/grpcroutes/status"), "update,patch", &[]),
+            (&format!("{gw}/gatewayclasses/status"), "patch", &[]),
+            (&format!("{gw}/gateways/status"), "patch", &[]),
+            (&format!("{gw}/httproutes/status"), "patch", &[]),
+            (&format!("{gw}/grpcroutes/status"), "patch", &[]),
             ("/services", read, &[]),
             ("/namespaces", read, &[]),
             ("discovery.k8s.io/endpointslices", read, &[]),
@@ -198,7 +198,6 @@ fn controller_rules_are_exactly_what_it_needs() {
             ("gatehouse.dev/backends/status", "patch", &[]),
             ("gatehouse.dev/securitypolicies/status", "patch", &[]),
             ("gatehouse.dev/gatewaypolicies/status", "patch", &[]),
-            ("/events", "create,patch", &[]),
         ])
     );
     assert_eq!(
@@ -227,7 +226,7 @@ fn controller_rules_are_exactly_what_it_needs() {
         expect(&[
             ("/secrets", read, &[]),
             ("/secrets", "create", &[]),
-            ("/secrets", "update,patch", &["gatehouse-xds-edge"]),
+            ("/secrets", "patch", &["gatehouse-xds-edge"]),
         ])
     );
 }
@@ -315,7 +314,7 @@ fn no_dangerous_rbac_beyond_the_documented_exceptions() {
             }
             // Namespaces are read, never written (row 21).
             if resources.iter().any(|r| r == "namespaces") {
-                assert_eq!(verbs, ["get", "list", "watch"], "{}", role.id());
+                assert_eq!(verbs, ["list", "watch"], "{}", role.id());
             }
             // Secrets: only in gateway namespaces, and update/patch only by name.
             if resources.iter().any(|r| r == "secrets") {

@@ -1,10 +1,10 @@
 //! `gatehouse verify`: audits what we generate, and what others generate too.
 //!
 //! Inputs ([`Inputs`]): Kubernetes manifests (multi-document YAML, files, directories or
-//! stdin, including other projects' charts), Envoy bootstraps, a `gatehouse certs` store,
-//! systemd units, running processes, and a signed directory. Every check has a stable id
-//! ([`catalog`]), a severity, and produces [`Finding`]s that name the object, its file and
-//! line, why it matters and how to fix it. [`run`] evaluates everything and returns a
+//! stdin, including other projects' charts), live objects of a cluster ([`cluster`]), Envoy
+//! bootstraps, a `gatehouse certs` store, systemd units, running processes, and a signed
+//! directory. Every check has a stable id ([`catalog`]), a severity, and produces
+//! [`Finding`]s that name the object, its file and line, why it matters and how to fix it. [`run`] evaluates everything and returns a
 //! [`Report`]; [`output`] renders it as a table (like `linkerd check`), JSON (versioned
 //! schema), SARIF 2.1.0 or JUnit XML.
 //!
@@ -19,6 +19,7 @@
 
 pub mod catalog;
 mod certs;
+pub mod cluster;
 mod envoy;
 mod input;
 mod k8s;
@@ -309,6 +310,8 @@ pub struct Inputs {
     pub units: Vec<PathBuf>,
     /// A signed directory.
     pub signature: Option<SignatureInput>,
+    /// Live objects read from a cluster ([`cluster::read`]), evaluated like manifests.
+    pub cluster: Option<cluster::Snapshot>,
 }
 
 impl Inputs {
@@ -321,6 +324,7 @@ impl Inputs {
             && self.certs.is_empty()
             && self.units.is_empty()
             && self.signature.is_none()
+            && self.cluster.is_none()
     }
 }
 
@@ -559,7 +563,7 @@ pub fn run(inputs: &Inputs, options: &Options) -> Result<Report, VerifyError> {
     let loaded = input::load(inputs)?;
     described.extend(loaded.descriptions.iter().cloned());
 
-    if !loaded.objects.is_empty() || !inputs.manifests.is_empty() {
+    if !loaded.objects.is_empty() || !inputs.manifests.is_empty() || inputs.cluster.is_some() {
         let cluster = k8s::Cluster::new(&loaded.objects);
         ctx.evaluated_family(Category::Rbac);
         rbac::check(&mut ctx, &cluster);

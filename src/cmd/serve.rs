@@ -13,14 +13,18 @@ use gatehouse_certs::{
 use gatehouse_controller::SnapshotCache;
 use gatehouse_controller::xds::{ProxyRegistry, XdsServer, XdsServerConfig};
 
+/// The controller's leader-election Lease (the hardened profile's Role names it).
+const LEASE_NAME: &str = "gatehouse-controller";
+
 /// How often the gateways' certificates in the store are checked for renewal.
 const GATEWAY_ROTATION_CHECK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// Where the configuration comes from: `file:DIR` (Gateway API YAML, watched for changes)
-    /// or `kubernetes` (not available yet). Without a source every gateway is served an empty
-    /// configuration, which checks that Envoy connects over mTLS.
+    /// or `kubernetes` (the API server of the kubeconfig, or of the pod: watches, status,
+    /// leader election, gateway certificate Secrets). Without a source every gateway is served
+    /// an empty configuration, which checks that Envoy connects over mTLS.
     #[arg(long, value_name = "file:DIR|kubernetes")]
     source: Option<String>,
     /// Write the status (objects, conditions, proxies) here as JSON, for `gatehouse status`.
@@ -47,17 +51,42 @@ pub(crate) struct ServeArgs {
     /// otherwise keep the last good set and say why.
     #[arg(long, value_name = "PUB")]
     policy_verify_key: Option<PathBuf>,
+    /// Kubernetes mode: a namespace whose Secrets the controller may read and write (a gateway
+    /// namespace: listener certificates, the gateways' xDS certificate Secrets). Repeat it;
+    /// Secrets are watched in these namespaces only, never cluster-wide.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "GATEHOUSE_SECRET_NAMESPACES",
+        value_delimiter = ','
+    )]
+    secret_namespace: Vec<String>,
+    /// Kubernetes mode: the controller's namespace (where its leader-election Lease is).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
+    namespace: String,
+    /// Kubernetes mode: this replica's name in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A directory.
+    File(PathBuf),
+    /// The Kubernetes API.
+    Kubernetes,
 }
 
 /// The configuration source of `--source`.
-pub(crate) fn parse_source(source: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+pub(crate) fn parse_source(source: Option<&str>) -> anyhow::Result<Option<Source>> {
     match source {
         None => Ok(None),
-        Some("kubernetes") => {
-            anyhow::bail!("source `kubernetes` is not available in this version (use `file:DIR`)")
-        }
+        Some("kubernetes") => Ok(Some(Source::Kubernetes)),
         Some(s) => match s.strip_prefix("file:") {
-            Some(dir) if std::path::Path::new(dir).is_dir() => Ok(Some(PathBuf::from(dir))),
+            Some(dir) if std::path::Path::new(dir).is_dir() => {
+                Ok(Some(Source::File(PathBuf::from(dir))))
+            }
             Some(dir) => anyhow::bail!("configuration directory `{dir}` does not exist"),
             None => anyhow::bail!("source `{s}` is not `file:DIR` or `kubernetes`"),
         },
@@ -65,7 +94,16 @@ pub(crate) fn parse_source(source: Option<&str>) -> anyhow::Result<Option<PathBu
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let dir = parse_source(args.source.as_deref())?;
+    let source = parse_source(args.source.as_deref())?;
+    let kubernetes = (source == Some(Source::Kubernetes)).then(|| KubeSettings {
+        namespace: args.namespace.clone(),
+        identity: args.identity.clone(),
+        secret_namespaces: args.secret_namespace.clone(),
+    });
+    let dir = match source {
+        Some(Source::File(dir)) => Some(dir),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -80,6 +118,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         quiet: args.coalesce_quiet,
         max_delay: args.coalesce_max,
         policy_verify_key: args.policy_verify_key.clone(),
+        kubernetes,
     };
     runtime.block_on(async move {
         tokio::spawn(async move {
@@ -108,6 +147,19 @@ pub(crate) struct ControlPlane {
     pub(crate) quiet: Duration,
     pub(crate) max_delay: Duration,
     pub(crate) policy_verify_key: Option<PathBuf>,
+    /// Kubernetes mode, instead of a configuration directory.
+    pub(crate) kubernetes: Option<KubeSettings>,
+}
+
+/// What Kubernetes mode needs besides the API client.
+#[derive(Clone, Debug)]
+pub(crate) struct KubeSettings {
+    /// The controller's namespace (its Lease).
+    pub(crate) namespace: String,
+    /// Its name in the Lease; the host name when absent.
+    pub(crate) identity: Option<String>,
+    /// Namespaces whose Secrets it may read and write.
+    pub(crate) secret_namespaces: Vec<String>,
 }
 
 impl ControlPlane {
@@ -207,7 +259,10 @@ impl ControlPlane {
             max_delay: args.max_delay,
             ..XdsServerConfig::default()
         };
-        if let Some(dir) = &args.config_dir {
+        let mut gateways = Some(gateways);
+        if let Some(dir) = &args.config_dir
+            && let Some(gateways) = gateways.take()
+        {
             let file_cp = gatehouse_controller::run::FileControlPlane {
                 dir: dir.clone(),
                 options: gatehouse_controller::translate::TranslateOptions {
@@ -225,6 +280,50 @@ impl ControlPlane {
                     .transpose()?,
             };
             tokio::spawn(file_cp.run(stop_rx.clone(), gateways));
+        }
+        if let Some(k) = &args.kubernetes
+            && let Some(gateways) = gateways.take()
+        {
+            let client = kube::Client::try_default().await.context(
+                "cannot configure the Kubernetes client: in a pod, mount the service account token (the hardened profile projects one); elsewhere set KUBECONFIG",
+            )?;
+            let identity = match &k.identity {
+                Some(i) => i.clone(),
+                None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "gatehouse-controller".into()),
+            };
+            let lease = gatehouse_controller::kube::lease::LeaseConfig::new(
+                &k.namespace,
+                LEASE_NAME,
+                identity.clone(),
+            );
+            let elector =
+                gatehouse_controller::kube::lease::LeaderElector::new(client.clone(), lease)?;
+            let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(elector.run(stop_rx.clone(), leader_tx));
+            let kube_cp = gatehouse_controller::kube::KubeControlPlane {
+                client: client.clone(),
+                options: gatehouse_controller::translate::TranslateOptions {
+                    bind_address: args.bind_address.clone(),
+                    min_port: args.min_port,
+                },
+                cache: cache.clone(),
+                registry: registry.clone(),
+                secret_namespaces: k.secret_namespaces.clone(),
+                quiet: args.quiet,
+                max_delay: args.max_delay,
+                status_file: args.status_file.clone(),
+                certificates: Some(
+                    gatehouse_controller::kube::gateway_certs::GatewayCertificates::new(
+                        client,
+                        ca.clone(),
+                        Arc::new(SystemClock),
+                    ),
+                ),
+            };
+            tracing::info!(%identity, namespace = %k.namespace, secret_namespaces = ?k.secret_namespaces, "kubernetes mode");
+            tokio::spawn(kube_cp.run(stop_rx.clone(), leader_rx, gateways));
         }
         tracing::info!(listen = %args.listen, trust_domain = %ca.trust_domain(), certs = %args.certs.display(), "xds server starting");
         eprintln!(

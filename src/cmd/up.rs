@@ -84,6 +84,7 @@ async fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         quiet: Duration::from_millis(10),
         max_delay: Duration::from_millis(100),
         policy_verify_key: None,
+        kubernetes: None,
     };
     let control_plane = tokio::spawn(cp.run(stop_rx.clone(), gw_tx));
     let stopper = stop_tx.clone();

@@ -1,6 +1,7 @@
-//! `gatehouse verify`: audit manifests, Envoy bootstraps, certificate stores, systemd units,
-//! signed directories and running processes. The checks live in
-//! `gatehouse_hardening::verify`; this file is the command line.
+//! `gatehouse verify`: audit manifests, live cluster objects (`--cluster`), Envoy bootstraps,
+//! certificate stores, systemd units, signed directories and running processes. The checks
+//! live in `gatehouse_hardening::verify` (the API reading in its `cluster` module); this file
+//! is the command line.
 //!
 //! Exit codes, the same for every output format: 0 clean, 1 findings at or above
 //! `--fail-on`, 2 usage error, 3 unparsable input, 4 could not evaluate.
@@ -22,7 +23,9 @@ const USAGE: u8 = 2;
                   (deploy/profiles/kubernetes-hardened, the standalone units and Envoy bootstrap).\n\n\
                   Exit status, the same for every output format: 0 clean; 1 findings at or above \
                   --fail-on; 2 usage error; 3 unparsable input (file and line on stderr); 4 could \
-                  not evaluate (an input cannot be read or inspected).\n\n\
+                  not evaluate (an input cannot be read or inspected; with --cluster: no \
+                  kubeconfig, API server unreachable, or a list refused, naming the RBAC \
+                  permission missing).\n\n\
                   Suppressions file (YAML; every field required; an expired entry no longer hides \
                   its findings):\n  - id: RBAC-027\n    target: Role/gatehouse-gateways/gatehouse-controller\n    \
                   reason: serves listener certificates over SDS (docs/profiles.md)\n    expires: 2026-12-31"
@@ -34,9 +37,21 @@ pub(crate) struct VerifyArgs {
     /// *.service units) or `-` for stdin. Multi-document YAML and `kind: List` are read.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-", num_args = 1..)]
     files: Vec<PathBuf>,
-    /// Live objects through the Kubernetes API (not available yet).
+    /// Live objects through the Kubernetes API: RBAC, service accounts, workloads, pods,
+    /// NetworkPolicies, Namespaces and ConfigMaps (never Secrets), read with LIST only. The
+    /// kubeconfig is found the standard way (KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     cluster: bool,
+    /// The kubeconfig file for --cluster (instead of KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for --cluster (default: the current context).
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    context: Option<String>,
+    /// Limit --cluster to one namespace for namespaced kinds (cluster-scoped RBAC is still
+    /// read whole). Default: every namespace.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "cluster")]
+    namespace: Option<String>,
     /// A running process to inspect through /proc (an Envoy): uid, gid, capabilities,
     /// no_new_privs, read-only root, seccomp.
     #[arg(long, value_name = "PID")]
@@ -157,15 +172,6 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         None => {}
     }
-    if args.cluster {
-        return usage(
-            "--cluster (live objects through the Kubernetes API) is not available yet: verify the \
-             rendered manifests with -f DIR, or export live objects and pipe them in: \
-             `kubectl get roles,clusterroles,rolebindings,clusterrolebindings,serviceaccounts,\
-             deployments,daemonsets,statefulsets,pods,networkpolicies,namespaces -A -o yaml | \
-             gatehouse verify -f -`",
-        );
-    }
     if args.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         return usage("`-f -` (stdin) may be given once");
     }
@@ -183,15 +189,16 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             }),
             _ => None,
         },
+        cluster: None,
     };
     let cwd = std::env::current_dir().ok();
-    if inputs.is_empty() {
+    if inputs.is_empty() && !args.cluster {
         match cwd.as_deref().and_then(default_profiles) {
             Some(defaults) => inputs = defaults,
             None => {
                 return usage(
                     "nothing to verify: give -f FILE|DIR|-, --process PID, --envoy-bootstrap FILE, \
-                     --certs DIR, --unit FILE or --signature-key PUB --manifest DIR (or run it in a \
+                     --certs DIR, --unit FILE, --cluster or --signature-key PUB --manifest DIR (or run it in a \
                      Gatehouse checkout to verify the rendered default profiles)",
                 );
             }
@@ -215,6 +222,16 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         None => Vec::new(),
     };
+    // Last of the inputs: the local ones are checked before the API server is asked.
+    if args.cluster {
+        match read_cluster(args) {
+            Ok(snapshot) => inputs.cluster = Some(snapshot),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(e.exit_code()));
+            }
+        }
+    }
     let options = Options {
         now: SystemTime::now(),
         cert_warn: args.cert_warn,
@@ -264,6 +281,28 @@ pub(crate) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(report.exit_code(fail_on)))
+}
+
+/// Reads the live objects of the cluster of the kubeconfig (`--kubeconfig`, `--context`, or
+/// the standard inference), limited to `--namespace` for namespaced kinds.
+fn read_cluster(
+    args: &VerifyArgs,
+) -> Result<verify::cluster::Snapshot, verify::cluster::ClusterError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| verify::cluster::ClusterError::Config {
+            reason: format!("cannot start the async runtime: {e}"),
+        })?;
+    let scope = verify::cluster::Scope {
+        namespace: args.namespace.clone(),
+        ..verify::cluster::Scope::default()
+    };
+    runtime.block_on(async {
+        let (client, server) =
+            verify::cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        verify::cluster::read(&client, &server, &scope).await
+    })
 }
 
 /// Colour only on a terminal, never under `NO_COLOR` (any non-empty value) or `TERM=dumb`.

@@ -442,3 +442,4 @@ pub fn write_bootstrap(
     }
     bootstrap
 }
+pub mod kube_api;

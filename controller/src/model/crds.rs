@@ -8,6 +8,35 @@ use serde::{Deserialize, Serialize};
 use super::gatehouse::{BackendSpec, SecurityPolicySpec};
 use super::gateway_policy::GatewayPolicySpec;
 
+/// The status Gatehouse writes on its own kinds (the `status` subresource): conditions the
+/// Kubernetes way.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GatehouseStatus {
+    /// `Accepted` (with `Invalid` when the spec cannot be used), with `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<StatusCondition>,
+}
+
+/// One condition (the shape of `metav1.Condition`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCondition {
+    /// The condition's type, e.g. `Accepted`.
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+    /// The generation the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+}
+
 /// `gatehouse.dev/v1alpha1 Backend`.
 #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[kube(
@@ -15,6 +44,7 @@ use super::gateway_policy::GatewayPolicySpec;
     version = "v1alpha1",
     kind = "Backend",
     root = "BackendResource",
+    status = "GatehouseStatus",
     namespaced
 )]
 pub struct BackendResourceSpec {
@@ -30,6 +60,7 @@ pub struct BackendResourceSpec {
     version = "v1alpha1",
     kind = "SecurityPolicy",
     root = "SecurityPolicyResource",
+    status = "GatehouseStatus",
     namespaced
 )]
 pub struct SecurityPolicyResourceSpec {
@@ -44,7 +75,8 @@ pub struct SecurityPolicyResourceSpec {
     group = "gatehouse.dev",
     version = "v1alpha1",
     kind = "GatewayPolicy",
-    root = "GatewayPolicyResource"
+    root = "GatewayPolicyResource",
+    status = "GatehouseStatus"
 )]
 pub struct GatewayPolicyResourceSpec {
     /// The spec.

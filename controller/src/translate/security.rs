@@ -165,6 +165,66 @@ fn cidr(c: &str) -> Result<(IpAddr, u32), String> {
     Ok((ip, len))
 }
 
+/// SecurityPolicies by the object they target (`namespace`, kind, name), each checked once:
+/// built once per translation so that finding a route's policies does not scan them all.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyIndex<'a> {
+    by_target: std::collections::HashMap<(&'a str, &'a str, &'a str), usize>,
+    lists: Vec<Vec<Indexed<'a>>>,
+}
+
+#[derive(Debug)]
+struct Indexed<'a> {
+    ns: &'a str,
+    name: &'a str,
+    policy: &'a SecurityPolicy,
+    valid: bool,
+}
+
+impl<'a> PolicyIndex<'a> {
+    /// Indexes every SecurityPolicy of `config`, in the configuration's order.
+    pub(crate) fn new(config: &'a Config) -> Self {
+        let mut by_target: std::collections::HashMap<_, usize> = Default::default();
+        let mut lists: Vec<Vec<Indexed<'a>>> = Vec::new();
+        for ((ns, name), (p, _)) in &config.security_policies {
+            let valid = validate(p).is_ok();
+            for t in &p.spec.target_refs {
+                let slot = *by_target
+                    .entry((ns.as_str(), t.kind.as_str(), t.name.as_str()))
+                    .or_insert_with(|| {
+                        lists.push(Vec::new());
+                        lists.len() - 1
+                    });
+                let Some(list) = lists.get_mut(slot) else {
+                    continue;
+                };
+                // A policy naming the same object twice is listed once.
+                if list
+                    .last()
+                    .is_some_and(|x: &Indexed<'a>| x.ns == ns.as_str() && x.name == name.as_str())
+                {
+                    continue;
+                }
+                list.push(Indexed {
+                    ns,
+                    name,
+                    policy: p,
+                    valid,
+                });
+            }
+        }
+        Self { by_target, lists }
+    }
+
+    fn targeting(&self, ns: &str, kind: &str, name: &str) -> &[Indexed<'a>] {
+        self.by_target
+            .get(&(ns, kind, name))
+            .and_then(|i| self.lists.get(*i))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
 /// The effective security of a route (`kind` `ns/name`) on listener `section` of Gateway
 /// `gw_ns/gw_name`. Invalid policies are skipped here (they are reported, and the routes they
 /// target are not programmed: see [`route_blocked_by`]).
@@ -212,6 +272,46 @@ pub(crate) fn effective(
     e
 }
 
+/// [`effective`] with an index built once for the whole translation (same result, without
+/// scanning every policy).
+pub(crate) fn effective_indexed(
+    index: &PolicyIndex<'_>,
+    gw_ns: &str,
+    gw_name: &str,
+    section: &str,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> EffectiveSecurity {
+    let mut e = EffectiveSecurity::default();
+    let gw_policies = index
+        .targeting(gw_ns, "Gateway", gw_name)
+        .iter()
+        .filter(|x| x.valid && policy_targets(x.policy, "Gateway", gw_name, Some(section)));
+    for x in gw_policies {
+        let id = format!("{}/{}", x.ns, x.name);
+        apply(&mut e, &id, x.policy);
+        if let Some(cc) = &x.policy.spec.client_certificate {
+            e.client_certificate = Some((id.clone(), cc.clone()));
+        }
+    }
+    let route_policies = index
+        .targeting(ns, kind.as_str(), name)
+        .iter()
+        .filter(|x| x.valid && policy_targets(x.policy, kind.as_str(), name, None));
+    for x in route_policies {
+        let id = format!("{}/{}", x.ns, x.name);
+        if x.policy.spec.disable_inherited_authentication {
+            e.jwt = None;
+            e.basic_auth = None;
+            e.ext_auth = None;
+            e.authentication_disabled = true;
+        }
+        apply(&mut e, &id, x.policy);
+    }
+    e
+}
+
 fn apply(e: &mut EffectiveSecurity, id: &str, p: &SecurityPolicy) {
     let s = &p.spec;
     if let Some(j) = &s.jwt {
@@ -238,7 +338,7 @@ fn apply(e: &mut EffectiveSecurity, id: &str, p: &SecurityPolicy) {
 /// An invalid policy that targets this route (or its Gateway listener): the route is then not
 /// programmed, so it is never served with less protection than intended.
 pub(crate) fn route_blocked_by(
-    config: &Config,
+    index: &PolicyIndex<'_>,
     gw_ns: &str,
     gw_name: &str,
     section: &str,
@@ -246,16 +346,22 @@ pub(crate) fn route_blocked_by(
     ns: &str,
     name: &str,
 ) -> Option<(String, String)> {
-    config
-        .security_policies
+    let gw = index
+        .targeting(gw_ns, "Gateway", gw_name)
         .iter()
-        .find_map(|((pns, pname), (p, _))| {
-            let targets = (pns == gw_ns && policy_targets(p, "Gateway", gw_name, Some(section)))
-                || (pns == ns && policy_targets(p, kind.as_str(), name, None));
-            if !targets {
-                return None;
-            }
-            validate(p).err().map(|e| (format!("{pns}/{pname}"), e))
+        .filter(|x| policy_targets(x.policy, "Gateway", gw_name, Some(section)));
+    let route = index
+        .targeting(ns, kind.as_str(), name)
+        .iter()
+        .filter(|x| policy_targets(x.policy, kind.as_str(), name, None));
+    // The first in the configuration's order, as a scan of all policies would find.
+    gw.chain(route)
+        .filter(|x| !x.valid)
+        .min_by_key(|x| (x.ns, x.name))
+        .and_then(|x| {
+            validate(x.policy)
+                .err()
+                .map(|e| (format!("{}/{}", x.ns, x.name), e))
         })
 }
 

@@ -15,7 +15,7 @@ use super::service::{Machine, RequestOutcome};
 use super::status::StreamGuard;
 use crate::snapshot::{ResourceType, Snapshot};
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct TypeState {
     wildcard: bool,
     subscribed: BTreeSet<String>,
@@ -26,7 +26,7 @@ struct TypeState {
 }
 
 /// One delta stream's state.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct DeltaState {
     types: BTreeMap<ResourceType, TypeState>,
     next_nonce: u64,
@@ -218,5 +218,45 @@ impl DeltaState {
             nonce,
             ..Default::default()
         })
+    }
+}
+
+/// The per-stream work of the delta server without a stream: a client subscribed to every
+/// type by wildcard, brought to a snapshot and ACKing at once. The criterion benches and the
+/// load harness use it to time the delta diff on its own.
+#[derive(Clone, Debug, Default)]
+pub struct DeltaProbe {
+    state: DeltaState,
+}
+
+impl DeltaProbe {
+    /// A client that has received everything in `snap`.
+    pub fn new(snap: &Snapshot) -> Self {
+        let mut state = DeltaState::default();
+        for t in ResourceType::ALL {
+            let st = state.types.entry(t).or_default();
+            st.wildcard = true;
+        }
+        let mut p = Self { state };
+        p.advance(snap);
+        p
+    }
+
+    /// The responses that bring the client from its snapshot to `snap` (make-before-break
+    /// order), as `(type, resources, removals, encoded bytes)`; the client is then at `snap`.
+    pub fn advance(&mut self, snap: &Snapshot) -> Vec<(ResourceType, usize, usize, usize)> {
+        let out = <DeltaState as Machine>::on_snapshot(&mut self.state, snap);
+        self.state.in_flight.clear();
+        out.iter()
+            .filter_map(|r| {
+                let t = ResourceType::from_type_url(&r.type_url)?;
+                Some((
+                    t,
+                    r.resources.len(),
+                    r.removed_resources.len(),
+                    prost::Message::encoded_len(r),
+                ))
+            })
+            .collect()
     }
 }

@@ -5,12 +5,15 @@
 //!
 //! | where | rule |
 //! |---|---|
-//! | cluster (ClusterRole) | get/list/watch Gateway API objects; update/patch their `/status` |
-//! | cluster (ClusterRole) | get/list/watch Services, Namespaces, EndpointSlices |
-//! | cluster (ClusterRole) | get/list/watch our CRDs; patch their `/status` |
-//! | cluster (ClusterRole) | create/patch core Events |
+//! | cluster (ClusterRole) | list/watch Gateway API objects; patch their `/status` |
+//! | cluster (ClusterRole) | list/watch Services, Namespaces, EndpointSlices |
+//! | cluster (ClusterRole) | list/watch our CRDs; patch their `/status` |
 //! | its own namespace (Role) | Leases: create; get/update of its own Lease only |
-//! | each gateway namespace (Role) | Secrets: get/list/watch; create; update/patch of the xDS client certificate Secrets only |
+//! | each gateway namespace (Role) | Secrets: list/watch; create; patch of the xDS client certificate Secrets only |
+//!
+//! These are exactly the requests `serve --source kubernetes` makes: `tests/kube_rbac.rs`
+//! records every request of the Kubernetes-mode scenarios and checks both ways (each request is
+//! granted; each grant is used).
 //!
 //! No wildcard anywhere, no Secret outside the gateway namespaces, no write to any object's
 //! spec, no pods, no exec, no bindings, no escalate/bind/impersonate, no CSR, no webhooks.
@@ -29,7 +32,9 @@ use crate::ProfileError;
 /// The leader-election Role and RoleBinding in the control plane's namespace.
 const LEADER_ELECTION: &str = "gatehouse-controller-leader-election";
 
-const READ: [&str; 3] = ["get", "list", "watch"];
+/// What a watch needs: the initial (and every re-) list, then the watch. No `get`: the
+/// controller reads only through its watches.
+const READ: [&str; 2] = ["list", "watch"];
 
 fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -72,7 +77,7 @@ pub(crate) fn controller_cluster_rules() -> Vec<PolicyRule> {
                 "grpcroutes/status",
                 "httproutes/status",
             ],
-            &["update", "patch"],
+            &["patch"],
         ),
         // Backends of routes (Services and their EndpointSlices) and namespace labels for
         // `allowedRoutes.namespaces.selector`. Read-only (rows 19 and 21 are about writes).
@@ -93,8 +98,6 @@ pub(crate) fn controller_cluster_rules() -> Vec<PolicyRule> {
             ],
             &["patch"],
         ),
-        // Events about the objects it handles, which live in any namespace.
-        rule(&[""], &["events"], &["create", "patch"]),
     ]
 }
 
@@ -129,7 +132,7 @@ pub(crate) fn gateway_namespace_rules(xds_secrets: Vec<String>) -> Vec<PolicyRul
     vec![
         rule(&[""], &["secrets"], &READ),
         rule(&[""], &["secrets"], &["create"]),
-        named(rule(&[""], &["secrets"], &["update", "patch"]), xds_secrets),
+        named(rule(&[""], &["secrets"], &["patch"]), xds_secrets),
     ]
 }
 

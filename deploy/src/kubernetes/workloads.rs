@@ -270,15 +270,23 @@ fn controller(checked: &Checked<'_>) -> Result<Vec<Object>, ProfileError> {
         image: Some(checked.params.controller_image.to_string()),
         // The digest pins the bytes; see docs/profiles.md on CKV_K8S_15.
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(strings(&[
-            "serve",
-            "--source",
-            "kubernetes",
-            "--certs",
-            CONTROLLER_PKI_DIR,
-            "--listen",
-            &format!("0.0.0.0:{XDS_PORT}"),
-        ])),
+        args: Some({
+            let mut args = strings(&[
+                "serve",
+                "--source",
+                "kubernetes",
+                "--certs",
+                CONTROLLER_PKI_DIR,
+                "--listen",
+                &format!("0.0.0.0:{XDS_PORT}"),
+            ]);
+            // The namespaces whose Secrets it may read (its Roles): one watch each.
+            for ns in checked.gateway_namespaces.keys() {
+                args.push("--secret-namespace".into());
+                args.push(ns.clone());
+            }
+            args
+        }),
         env: Some(vec![
             EnvVar {
                 name: "GATEHOUSE_LOG_FORMAT".into(),

@@ -73,6 +73,10 @@ pub(crate) fn load(inputs: &Inputs) -> Result<Loaded, VerifyError> {
             load_file(&mut loaded, path)?;
         }
     }
+    if let Some(snapshot) = &inputs.cluster {
+        loaded.objects.extend(super::cluster::objects(snapshot));
+        loaded.descriptions.push(snapshot.describe());
+    }
     for path in &inputs.bootstraps {
         let src = read(path)?;
         let docs = yaml::parse_documents(&src.text)

@@ -43,7 +43,9 @@ fn encode(path: &str) -> String {
 
 /// An `artifactLocation` for a file as it appears in the report.
 fn artifact(file: &str, cwd: Option<&Path>) -> Option<Value> {
-    if file == "<stdin>" {
+    // Standard input and live cluster objects (`cluster:Kind/namespace/name`) are no
+    // artifact: their findings keep the logical location only.
+    if file == "<stdin>" || file.starts_with("cluster:") {
         return None;
     }
     let path = Path::new(file);
@@ -220,5 +222,6 @@ mod tests {
             Some(json!({"uri": "file:///etc/x.service"}))
         );
         assert_eq!(artifact("<stdin>", Some(cwd)), None);
+        assert_eq!(artifact("cluster:Deployment/gw/envoy", Some(cwd)), None);
     }
 }

@@ -1,0 +1,318 @@
+//! Memory of the real controller process: `gatehouse serve --source file:DIR` on a generated
+//! workload, with one synthetic delta client to know when the configuration is served. Peak
+//! RSS per workload, and a churn soak: RSS sampled every 5 s, the slope after warm-up, and
+//! whether memory returns after scaling down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use gatehouse_bench::workload::{TlsPair, Workload};
+use gatehouse_certs::{Identity, TrustDomain};
+use gatehouse_controller::ResourceType;
+use tokio::sync::watch;
+
+use crate::client::{self, Creds, Log, SharedLog};
+use crate::envoy::free_port;
+use crate::plane::Pki;
+use crate::report::{Report, cpu_seconds, rss_of};
+
+/// The `gatehouse` binary: `$GATEHOUSE_BIN`, else beside this executable.
+fn gatehouse_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("GATEHOUSE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name("gatehouse");
+    if p.exists() {
+        return Ok(p);
+    }
+    bail!(
+        "`gatehouse` not found beside {}: build it (cargo build --release --bin gatehouse) or set GATEHOUSE_BIN",
+        me.display()
+    )
+}
+
+struct Serve {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Serve {
+    fn start(certs: &Path, config: &Path, log: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(gatehouse_bin()?)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--certs")
+            .arg(certs)
+            .arg("--source")
+            .arg(format!("file:{}", config.display()))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("start gatehouse serve")?;
+        Ok(Self {
+            child,
+            addr: format!("127.0.0.1:{port}").parse()?,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Watcher {
+    log: SharedLog,
+    _stop: watch::Sender<bool>,
+}
+
+impl Watcher {
+    fn start(addr: std::net::SocketAddr, creds: &Creds) -> Self {
+        let log: SharedLog = Arc::new(Mutex::new(Log::default()));
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(client::run(
+            addr,
+            creds.clone(),
+            Vec::new(),
+            log.clone(),
+            rx,
+        ));
+        Self { log, _stop: stop }
+    }
+
+    /// Waits until the client has received `n` route tables in all and nothing for `quiet`.
+    async fn wait_routes(&self, pred: impl Fn(usize) -> bool, limit: Duration) -> Result<Instant> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (tables, last) = {
+                let l = self.log.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut held = std::collections::BTreeMap::<ResourceType, i64>::new();
+                for e in &l.events {
+                    *held.entry(e.t).or_default() += e.resources as i64 - e.removed as i64;
+                }
+                (
+                    held.get(&ResourceType::Route).copied().unwrap_or(0).max(0) as usize,
+                    l.events.last().map(|e| e.at),
+                )
+            };
+            if pred(tables) && last.is_some_and(|t| t.elapsed() > Duration::from_millis(500)) {
+                return last.context("an event");
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the controller did not serve the configuration within {limit:?} (route tables held: {tables})"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn creds(pki: &Pki) -> Result<Creds> {
+    let (chain_pem, key_pem) = pki.gateway_leaf()?;
+    Ok(Creds {
+        ca_pem: pki.ca.chain_pem(),
+        chain_pem,
+        key_pem,
+        node_id: Identity::Gateway(pki.gateway()?).spiffe_id(&TrustDomain::default()),
+    })
+}
+
+/// Peak RSS of the controller serving each workload.
+pub(crate) async fn peak(workloads: &[Workload], report: &mut Report) -> Result<()> {
+    let tls = TlsPair::generate()?;
+    for w in workloads {
+        let section = format!("memory/{}", w.name);
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::new(dir.path())?;
+        let creds = creds(&pki)?;
+        let cfg = dir.path().join("config");
+        std::fs::create_dir_all(&cfg)?;
+        w.write(&cfg, &tls)?;
+        let started = Instant::now();
+        let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
+        let watcher = Watcher::start(serve.addr, &creds);
+        let tables = w.tables();
+        let served = watcher
+            .wait_routes(|n| n >= tables, Duration::from_secs(600))
+            .await
+            .with_context(|| {
+                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            })?;
+        let (rss, hwm) = rss_of(Some(serve.pid()));
+        report.add(
+            &section,
+            "start to configuration served",
+            (served - started).as_secs_f64() * 1e3,
+            "ms",
+        );
+        report.add(
+            &section,
+            "controller CPU to serve",
+            cpu_seconds(serve.pid()),
+            "s",
+        );
+        report.add(&section, "controller RSS when served", rss, "MB");
+        report.add(&section, "controller peak RSS (VmHWM)", hwm, "MB");
+    }
+    Ok(())
+}
+
+/// The churn soak: W1, scale up to `w`, churn for `minutes`, scale down to W1.
+pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Result<()> {
+    let section = format!("soak/{}", w.name);
+    let tls = TlsPair::generate()?;
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::new(dir.path())?;
+    let creds = creds(&pki)?;
+    let cfg = dir.path().join("config");
+    std::fs::create_dir_all(&cfg)?;
+    let small = Workload::w1();
+    small.write(&cfg, &tls)?;
+    let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
+    let watcher = Watcher::start(serve.addr, &creds);
+    watcher
+        .wait_routes(|n| n >= small.tables(), Duration::from_secs(120))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (base, _) = rss_of(Some(serve.pid()));
+    report.add(&section, "RSS at W1 before scale-up", base, "MB");
+
+    // Scale up: the big workload replaces the small one.
+    clear(&cfg)?;
+    w.write(&cfg, &tls)?;
+    watcher
+        .wait_routes(|n| n >= w.tables(), Duration::from_secs(600))
+        .await?;
+    let cpu0 = cpu_seconds(serve.pid());
+    let (up, _) = rss_of(Some(serve.pid()));
+    report.add(&section, "RSS after scale-up", up, "MB");
+
+    // Churn: every second, 10 route changes (one route file) and 100 endpoint changes (one
+    // backend file), i.e. C-b and C-a as one batch per second.
+    let started = Instant::now();
+    let total = Duration::from_secs_f64(minutes * 60.0);
+    let mut samples: Vec<(f64, f64)> = Vec::new();
+    let mut next_sample = started;
+    let mut k = 0u32;
+    while started.elapsed() < total {
+        k += 1;
+        let file_no = (k as usize * 7) % w.routes.div_ceil(100);
+        let mut text = String::new();
+        for i in file_no * 100..((file_no + 1) * 100).min(w.routes) {
+            let v = if i % 10 == 5 { k } else { 0 };
+            text.push_str(&w.route_doc(i, v));
+        }
+        // Keep the policies of the file (JWT / RBAC) as generated.
+        let (name, full) = w.route_file_with(file_no * 100, 0);
+        let policies: String = full
+            .split("---\n")
+            .filter(|d| d.contains("kind: SecurityPolicy"))
+            .map(|d| format!("{d}---\n"))
+            .collect();
+        write_atomic(&cfg.join(&name), &(text + &policies))?;
+        let bfile = (k as usize) % w.backends.div_ceil(500);
+        let mut text = String::new();
+        for j in bfile * 500..((bfile + 1) * 500).min(w.backends) {
+            let v = if j % 5 == 0 { (k % 2 + 1) as u16 } else { 0 };
+            text.push_str(&w.backend_doc(j, v));
+        }
+        write_atomic(&cfg.join(format!("10-backends-{bfile:04}.yaml")), &text)?;
+        if Instant::now() >= next_sample {
+            let (rss, _) = rss_of(Some(serve.pid()));
+            samples.push((started.elapsed().as_secs_f64(), rss));
+            next_sample += Duration::from_secs(5);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let cpu = cpu_seconds(serve.pid()) - cpu0;
+    report.add(&section, "churn duration", minutes, "min");
+    report.add(
+        &section,
+        "controller CPU during churn (average)",
+        cpu / total.as_secs_f64(),
+        "cores",
+    );
+    let warm = samples.len() / 5;
+    let after = samples.get(warm..).unwrap_or_default();
+    report.add(
+        &section,
+        "RSS slope after warm-up (first fifth)",
+        slope(after) * 600.0,
+        "MB per 10 min",
+    );
+    report.add(
+        &section,
+        "RSS min after warm-up",
+        after.iter().map(|s| s.1).fold(f64::INFINITY, f64::min),
+        "MB",
+    );
+    report.add(
+        &section,
+        "RSS max after warm-up",
+        after.iter().map(|s| s.1).fold(0.0, f64::max),
+        "MB",
+    );
+
+    // Scale down to W1.
+    clear(&cfg)?;
+    small.write(&cfg, &tls)?;
+    watcher
+        .wait_routes(|n| n <= small.tables(), Duration::from_secs(120))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (down, hwm) = rss_of(Some(serve.pid()));
+    report.add(&section, "RSS after scale-down to W1", down, "MB");
+    report.add(
+        &section,
+        "RSS after scale-down / before scale-up",
+        down / base,
+        "ratio",
+    );
+    report.add(&section, "peak RSS (VmHWM)", hwm, "MB");
+    let errs = watcher.log.lock().map(|l| l.errors.len()).unwrap_or(0);
+    report.add(&section, "client stream errors", errs as f64, "errors");
+    Ok(())
+}
+
+fn clear(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Least-squares slope of `(t, y)` in y per unit of t.
+fn slope(s: &[(f64, f64)]) -> f64 {
+    let n = s.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let mt = s.iter().map(|x| x.0).sum::<f64>() / n;
+    let my = s.iter().map(|x| x.1).sum::<f64>() / n;
+    let num: f64 = s.iter().map(|x| (x.0 - mt) * (x.1 - my)).sum();
+    let den: f64 = s.iter().map(|x| (x.0 - mt).powi(2)).sum();
+    num / den
+}

@@ -131,3 +131,41 @@ fn removing_a_route_and_its_backend_removes_the_cluster_after_the_table() {
         ]
     );
 }
+
+fn jwt_policy(route: &str) -> String {
+    format!(
+        "apiVersion: gatehouse.dev/v1alpha1
+kind: SecurityPolicy
+metadata: {{name: jwt-{route}, namespace: team}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {route}}}]
+  jwt:
+    providers:
+    - name: idp
+      issuer: https://idp.example.com
+      localJwks: '{{\"keys\": []}}'
+"
+    )
+}
+
+/// Regression: the JWT filter's provider and requirement maps were encoded in hash-map order,
+/// so every translation gave the listener new bytes and a new version, and every change of
+/// anything pushed the listeners again.
+#[test]
+fn several_jwt_policies_encode_the_same_every_time() {
+    let mut d = docs(9002, "/r5");
+    for r in ["r1", "r2", "r3", "r4", "r6", "r8"] {
+        d.push(jwt_policy(r));
+    }
+    let c = config(&d);
+    let first = snap(&mut Translator::new(TranslateOptions::default()), &c);
+    let mut probe = DeltaProbe::new(&first);
+    for _ in 0..5 {
+        let again = snap(&mut Translator::new(TranslateOptions::default()), &c);
+        assert_eq!(
+            again.version(ResourceType::Listener),
+            first.version(ResourceType::Listener)
+        );
+        assert!(probe.advance(&again).is_empty(), "a no-op push");
+    }
+}

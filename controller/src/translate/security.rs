@@ -671,7 +671,7 @@ pub(crate) fn http_filters(
             cfg.requirement_map
                 .insert((*policy).to_owned(), requirement);
         }
-        out.push(filter(JWT, any(&cfg), true));
+        out.push(filter(JWT, jwt_any(&cfg), true));
     }
     if let Some((policy, b)) = all.iter().find_map(|e| e.basic_auth.as_ref()) {
         let users = htpasswd(policy, &b.users.name).ok_or_else(|| {
@@ -725,4 +725,42 @@ pub(crate) fn statuses(config: &Config) -> Vec<super::ObjectStatus> {
             parts: vec![],
         })
         .collect()
+}
+
+/// Encodes a JWT filter configuration with its two maps (providers, requirements) in key
+/// order. prost encodes a `HashMap` in iteration order, which differs from one map to the
+/// next: the same configuration would get new bytes, hence a new version and a listener push
+/// to every proxy, on every translation.
+fn jwt_any(cfg: &JwtAuthentication) -> Any {
+    use prost::encoding::{btree_map, message, string};
+    use prost::{Message as _, Name as _};
+    let mut rest = cfg.clone();
+    let providers: BTreeMap<String, EnvoyJwtProvider> =
+        std::mem::take(&mut rest.providers).into_iter().collect();
+    let requirements: BTreeMap<String, JwtRequirement> = std::mem::take(&mut rest.requirement_map)
+        .into_iter()
+        .collect();
+    let mut buf = rest.encode_to_vec();
+    btree_map::encode(
+        |t, k: &String, b: &mut Vec<u8>| string::encode(t, k, b),
+        |t, k: &String| string::encoded_len(t, k),
+        |t, v: &EnvoyJwtProvider, b: &mut Vec<u8>| message::encode(t, v, b),
+        |t, v: &EnvoyJwtProvider| message::encoded_len(t, v),
+        1,
+        &providers,
+        &mut buf,
+    );
+    btree_map::encode(
+        |t, k: &String, b: &mut Vec<u8>| string::encode(t, k, b),
+        |t, k: &String| string::encoded_len(t, k),
+        |t, v: &JwtRequirement, b: &mut Vec<u8>| message::encode(t, v, b),
+        |t, v: &JwtRequirement| message::encoded_len(t, v),
+        5,
+        &requirements,
+        &mut buf,
+    );
+    Any {
+        type_url: JwtAuthentication::type_url(),
+        value: buf,
+    }
 }

@@ -644,3 +644,31 @@ async fn an_api_outage_withdraws_nothing_and_watches_resync() {
     let _ = run.stop.send(true);
     run.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_status_write_is_retried() {
+    let api = base_cluster();
+    api.fail("patch", "httproutes", 500);
+    let run = start(&api, true);
+    until("the gateway's status", || {
+        api.get("Gateway", GW_API, "gw", "edge")
+            .filter(|g| g["status"]["listeners"].is_array())
+    })
+    .await;
+    assert!(route_status(&api, "apps", "web").is_none());
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.resource == "httproutes" && r.verb == "patch"),
+        "the route's status was not even tried"
+    );
+    api.fail("patch", "httproutes", 0);
+    // The next change (or the periodic resync) writes it.
+    api.apply(namespace("late"));
+    until("the route's status after the failure", || {
+        route_status(&api, "apps", "web").filter(|p| condition(p, "Accepted")["status"] == "True")
+    })
+    .await;
+    let _ = run.stop.send(true);
+    run.task.await.unwrap();
+}

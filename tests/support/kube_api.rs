@@ -298,6 +298,57 @@ impl FakeApi {
         kube::Client::new(svc, "default")
     }
 
+    /// Serves this fake over plain HTTP on 127.0.0.1 (for the real binary, through a
+    /// kubeconfig); returns its URL. Runs until the runtime ends.
+    pub async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let api = api.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let api = api.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let req = http::Request::from_parts(
+                                    parts,
+                                    kube::client::Body::from(bytes.to_vec()),
+                                );
+                                Ok::<_, Infallible>(api.handle(req).await)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// A kubeconfig for [`FakeApi::serve_http`]'s URL, written to `path`.
+    pub fn write_kubeconfig(path: &std::path::Path, url: &str) {
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: controller\nusers:\n- name: controller\n  user:\n    token: not-a-secret\n"
+            ),
+        )
+        .unwrap();
+    }
+
     /// Adds or replaces an object (as another client of the API would), notifying watches.
     pub fn apply(&self, object: Value) -> Value {
         let (group, _) = group_version(&object);

@@ -60,6 +60,9 @@ fn incremental(c: &mut Criterion) {
     let (key, a) = route(&w, i, 1);
     let (_, b2) = route(&w, i, 2);
     let mut g = c.benchmark_group("translate_incremental");
+    // One change costs a walk over all 10,000 routes (see BENCHMARKS.md): few samples.
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
     let mut t = Translator::new(options());
     t.translate(&config);
     let mut flip = false;

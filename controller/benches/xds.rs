@@ -6,6 +6,8 @@
 #[allow(dead_code, unreachable_pub, reason = "shared with the load harness")]
 mod workload;
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
@@ -47,7 +49,7 @@ fn table(n: usize) -> RouteConfiguration {
     }
 }
 
-fn snapshots() -> (Snapshot, Snapshot, Snapshot) {
+fn snapshots() -> (Arc<Snapshot>, Arc<Snapshot>, Arc<Snapshot>) {
     let cert = TlsPair::generate().expect("a certificate");
     let w = Workload::w3();
     let mut config = w.config(&cert);
@@ -94,7 +96,7 @@ fn snapshot_and_delta(c: &mut Criterion) {
     g.bench_function("w3_rebuild", |b| b.iter(|| base.to_builder().build()));
     g.bench_function("w3_compare_equal", |b| {
         let copy = base.to_builder().build();
-        b.iter(|| copy == base)
+        b.iter(|| copy == *base)
     });
     g.finish();
 

@@ -3,6 +3,7 @@
 //! and a change to identical content sends nothing (no no-op pushes).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use gatehouse_controller::model::{Config, load_text};
 use gatehouse_controller::translate::{TranslateOptions, Translator};
@@ -76,11 +77,13 @@ fn docs(b_port: u16, path_a: &str) -> Vec<String> {
     d
 }
 
-fn snap(t: &mut Translator, c: &Config) -> Snapshot {
-    t.translate(c)
-        .snapshots
-        .remove(&"infra/edge".parse().unwrap())
-        .unwrap()
+fn snap(t: &mut Translator, c: &Config) -> Arc<Snapshot> {
+    Arc::new(
+        t.translate(c)
+            .snapshots
+            .remove(&"infra/edge".parse().unwrap())
+            .unwrap(),
+    )
 }
 
 fn types(sent: &[(ResourceType, usize, usize, usize)]) -> Vec<(ResourceType, usize, usize)> {

@@ -6,6 +6,7 @@
 //! that would carry nothing is not sent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -23,6 +24,11 @@ struct TypeState {
     known: HashMap<String, String>,
     /// Names (re)subscribed since the last response: sent even if the client has them.
     force: BTreeSet<String>,
+    /// The snapshot this type was last fully reconciled with (`known` is exactly what the
+    /// client was sent of it), while the subscription has not changed since.
+    base: Option<Arc<Snapshot>>,
+    /// Removals found by the fast path's upsert pass, sent by the removal pass.
+    pending_removed: Option<Vec<String>>,
 }
 
 /// One delta stream's state.
@@ -53,7 +59,7 @@ impl Machine for DeltaState {
     fn on_request(
         &mut self,
         req: &DeltaDiscoveryRequest,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         guard: &StreamGuard,
     ) -> RequestOutcome<DeltaDiscoveryResponse> {
         let mut out = RequestOutcome::default();
@@ -74,6 +80,13 @@ impl Machine for DeltaState {
         }
         let first = !self.types.contains_key(&t);
         let state = self.types.entry(t).or_default();
+        if first
+            || !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+        {
+            // The subscription changes: the next response scans the whole table.
+            state.base = None;
+        }
         if first {
             state.known = req.initial_resource_versions.clone().into_iter().collect();
             // Legacy wildcard: a first CDS/LDS request naming nothing means "everything".
@@ -121,7 +134,7 @@ impl Machine for DeltaState {
 
     /// The responses that bring the client to `snap`: upserts in make-before-break order, then
     /// removals in the reverse order.
-    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DeltaDiscoveryResponse> {
+    fn on_snapshot(&mut self, snap: &Arc<Snapshot>) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
         for t in ResourceType::ALL {
             if let Some(r) = self.response(t, snap, true, false) {
@@ -142,60 +155,84 @@ impl DeltaState {
     fn response(
         &mut self,
         t: ResourceType,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         upserts: bool,
         removals: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let state = self.types.get_mut(&t)?;
         let table = snap.resources(t);
         let mut resources = Vec::new();
-        if upserts {
-            let wanted: Box<dyn Iterator<Item = &String>> = if state.wildcard {
-                Box::new(
-                    table
-                        .keys()
-                        .chain(state.subscribed.iter().filter(|n| !table.contains_key(*n))),
-                )
-            } else {
-                Box::new(state.subscribed.iter())
-            };
-            for name in wanted {
-                let Some(r) = table.get(name) else { continue };
-                if state.force.contains(name)
-                    || state.known.get(name).map(String::as_str) != Some(r.version())
+        let mut removed = Vec::new();
+        let fast_base = state
+            .base
+            .clone()
+            .filter(|_| state.force.is_empty() && (upserts || state.pending_removed.is_some()));
+        if let Some(base) = fast_base {
+            if upserts {
+                let (ups, gone) = if Arc::ptr_eq(&base, snap) || base.version(t) == snap.version(t)
                 {
-                    resources.push(Resource {
-                        name: name.clone(),
-                        version: r.version().to_owned(),
-                        resource: Some(r.body().clone()),
-                        ..Default::default()
-                    });
+                    (Vec::new(), Vec::new())
+                } else {
+                    fast_diff(state, base.resources(t), table)
+                };
+                resources = ups;
+                state.pending_removed = Some(gone);
+            }
+            if removals {
+                removed = state.pending_removed.take().unwrap_or_default();
+                state.base = Some(snap.clone());
+            }
+        } else {
+            state.pending_removed = None;
+            if upserts {
+                let wanted: Box<dyn Iterator<Item = &String>> = if state.wildcard {
+                    Box::new(
+                        table
+                            .keys()
+                            .chain(state.subscribed.iter().filter(|n| !table.contains_key(*n))),
+                    )
+                } else {
+                    Box::new(state.subscribed.iter())
+                };
+                for name in wanted {
+                    let Some(r) = table.get(name) else { continue };
+                    if state.force.contains(name)
+                        || state.known.get(name).map(String::as_str) != Some(r.version())
+                    {
+                        resources.push(Resource {
+                            name: name.clone(),
+                            version: r.version().to_owned(),
+                            resource: Some(r.body().clone()),
+                            ..Default::default()
+                        });
+                    }
                 }
             }
-        }
-        let mut removed = Vec::new();
-        if removals {
-            // What the client has (or asked for) that no longer exists.
-            let mut gone: BTreeSet<String> = state
-                .known
-                .keys()
-                .filter(|n| !table.contains_key(*n))
-                .cloned()
-                .collect();
-            gone.extend(
-                state
-                    .force
-                    .iter()
+            if removals {
+                // What the client has (or asked for) that no longer exists.
+                let mut gone: BTreeSet<String> = state
+                    .known
+                    .keys()
                     .filter(|n| !table.contains_key(*n))
-                    .cloned(),
-            );
-            removed = gone.into_iter().collect();
-        }
-        if upserts {
-            state.force.retain(|n| !table.contains_key(n));
-        }
-        if removals {
-            state.force.retain(|n| table.contains_key(n));
+                    .cloned()
+                    .collect();
+                gone.extend(
+                    state
+                        .force
+                        .iter()
+                        .filter(|n| !table.contains_key(*n))
+                        .cloned(),
+                );
+                removed = gone.into_iter().collect();
+            }
+            if upserts {
+                state.force.retain(|n| !table.contains_key(n));
+            }
+            if removals {
+                state.force.retain(|n| table.contains_key(n));
+                // Reconciled with `snap` (both passes done): the fast path can start here.
+                state.base = Some(snap.clone());
+            }
         }
         if resources.is_empty() && removed.is_empty() {
             return None;
@@ -221,6 +258,67 @@ impl DeltaState {
     }
 }
 
+/// What changed between `base` (what the client was brought to) and `table`, for a client
+/// whose subscription did not change since: the upserts it wants and the names it holds that
+/// are gone. Both tables are sorted: one merge, shared resources compared by pointer.
+fn fast_diff(
+    state: &TypeState,
+    base: &BTreeMap<String, Arc<crate::snapshot::Resource>>,
+    table: &BTreeMap<String, Arc<crate::snapshot::Resource>>,
+) -> (Vec<Resource>, Vec<String>) {
+    use std::cmp::Ordering;
+    let wanted = |n: &String| state.wildcard || state.subscribed.contains(n);
+    let mut ups = Vec::new();
+    let mut gone = Vec::new();
+    let mut upsert = |name: &String, r: &crate::snapshot::Resource| {
+        if wanted(name) && state.known.get(name).map(String::as_str) != Some(r.version()) {
+            ups.push(Resource {
+                name: name.clone(),
+                version: r.version().to_owned(),
+                resource: Some(r.body().clone()),
+                ..Default::default()
+            });
+        }
+    };
+    let mut old = base.iter().peekable();
+    let mut new = table.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some((on, _)), None) => {
+                if state.known.contains_key(*on) {
+                    gone.push((*on).clone());
+                }
+                old.next();
+            }
+            (None, Some((nn, nr))) => {
+                upsert(nn, nr);
+                new.next();
+            }
+            (Some((on, or)), Some((nn, nr))) => match on.cmp(nn) {
+                Ordering::Less => {
+                    if state.known.contains_key(*on) {
+                        gone.push((*on).clone());
+                    }
+                    old.next();
+                }
+                Ordering::Greater => {
+                    upsert(nn, nr);
+                    new.next();
+                }
+                Ordering::Equal => {
+                    if !Arc::ptr_eq(or, nr) && or.version() != nr.version() {
+                        upsert(nn, nr);
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+    (ups, gone)
+}
+
 /// The per-stream work of the delta server without a stream: a client subscribed to every
 /// type by wildcard, brought to a snapshot and ACKing at once. The criterion benches and the
 /// load harness use it to time the delta diff on its own.
@@ -231,7 +329,7 @@ pub struct DeltaProbe {
 
 impl DeltaProbe {
     /// A client that has received everything in `snap`.
-    pub fn new(snap: &Snapshot) -> Self {
+    pub fn new(snap: &Arc<Snapshot>) -> Self {
         let mut state = DeltaState::default();
         for t in ResourceType::ALL {
             let st = state.types.entry(t).or_default();
@@ -244,7 +342,7 @@ impl DeltaProbe {
 
     /// The responses that bring the client from its snapshot to `snap` (make-before-break
     /// order), as `(type, resources, removals, encoded bytes)`; the client is then at `snap`.
-    pub fn advance(&mut self, snap: &Snapshot) -> Vec<(ResourceType, usize, usize, usize)> {
+    pub fn advance(&mut self, snap: &Arc<Snapshot>) -> Vec<(ResourceType, usize, usize, usize)> {
         let out = <DeltaState as Machine>::on_snapshot(&mut self.state, snap);
         self.state.in_flight.clear();
         out.iter()
@@ -258,5 +356,72 @@ impl DeltaProbe {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+
+    fn snap(clusters: &[(&str, i64)]) -> Arc<Snapshot> {
+        let mut b = Snapshot::builder();
+        for (name, t) in clusters {
+            b.cluster(&Cluster {
+                name: (*name).into(),
+                connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                    seconds: *t,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            });
+        }
+        Arc::new(b.build())
+    }
+
+    fn summary(
+        out: &[DeltaDiscoveryResponse],
+    ) -> Vec<(String, Vec<(String, String)>, Vec<String>)> {
+        out.iter()
+            .map(|r| {
+                (
+                    r.type_url.clone(),
+                    r.resources
+                        .iter()
+                        .map(|x| (x.name.clone(), x.version.clone()))
+                        .collect(),
+                    r.removed_resources.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The fast path (a merge against the last reconciled snapshot) sends exactly what a scan
+    /// of the whole table sends.
+    #[test]
+    fn the_fast_path_sends_what_a_full_scan_sends() {
+        let steps = [
+            snap(&[("a", 1), ("b", 1), ("c", 1)]),
+            snap(&[("a", 1), ("b", 2), ("d", 1)]),
+            snap(&[("d", 1)]),
+            snap(&[("d", 1)]),
+            snap(&[("a", 3), ("b", 2), ("c", 1), ("d", 2), ("e", 1)]),
+            snap(&[]),
+            snap(&[("a", 3)]),
+        ];
+        let mut fast = DeltaProbe::new(&steps[0]);
+        let mut slow = DeltaProbe::new(&steps[0]);
+        for s in &steps[1..] {
+            for t in slow.state.types.values_mut() {
+                t.base = None;
+            }
+            let f = <DeltaState as Machine>::on_snapshot(&mut fast.state, s);
+            let w = <DeltaState as Machine>::on_snapshot(&mut slow.state, s);
+            assert_eq!(summary(&f), summary(&w));
+            assert_eq!(
+                fast.state.types[&ResourceType::Cluster].known,
+                slow.state.types[&ResourceType::Cluster].known
+            );
+        }
     }
 }

@@ -195,10 +195,10 @@ pub(crate) trait Machine: Default + Send + 'static {
     fn on_request(
         &mut self,
         req: &Self::Req,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         guard: &StreamGuard,
     ) -> RequestOutcome<Self::Resp>;
-    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<Self::Resp>;
+    fn on_snapshot(&mut self, snap: &Arc<Snapshot>) -> Vec<Self::Resp>;
     /// Records a response in the registry and the log.
     fn record(guard: &StreamGuard, r: &Self::Resp);
 }

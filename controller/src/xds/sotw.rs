@@ -4,6 +4,7 @@
 //! hash of that set, so a set that did not change is not sent again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
@@ -47,7 +48,7 @@ impl Machine for SotwState {
     fn on_request(
         &mut self,
         req: &DiscoveryRequest,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         guard: &StreamGuard,
     ) -> RequestOutcome<DiscoveryResponse> {
         let mut out = RequestOutcome::default();
@@ -95,7 +96,7 @@ impl Machine for SotwState {
 
     /// Responses for a new snapshot: sets that only grow or change go first in make-before-break
     /// order; sets that lose resources go last, in reverse order.
-    fn on_snapshot(&mut self, snap: &Snapshot) -> Vec<DiscoveryResponse> {
+    fn on_snapshot(&mut self, snap: &Arc<Snapshot>) -> Vec<DiscoveryResponse> {
         let mut shrinking = Vec::new();
         let mut out = Vec::new();
         for t in ResourceType::ALL {

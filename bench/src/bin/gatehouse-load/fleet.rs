@@ -291,6 +291,7 @@ pub(crate) async fn run(w: &Workload, o: &FleetOptions, report: &mut Report) -> 
     ] {
         let marks = fleet.marks();
         let n = o.burst.min(w.routes);
+        let batches0 = plane.applied.borrow().batches;
         let started = Instant::now();
         for i in 0..n {
             if !spread.is_zero() {

@@ -98,6 +98,13 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap();
+    }
+}
+
 fn start(api: &FakeApi, leader: bool) -> Running {
     let cache = Arc::new(SnapshotCache::new());
     let cp = KubeControlPlane {
@@ -229,6 +236,15 @@ fn self_signed_pem(host: &str) -> (String, String) {
 
 const ECHO: &str = "service/apps/echo/80";
 
+/// The base cluster's snapshot, once published: the echo Service with its two endpoints.
+async fn initial_snapshot(run: &Running) -> Arc<Snapshot> {
+    until("the initial snapshot", || {
+        let s = run.cache.get(&edge());
+        (endpoints(&s, ECHO).len() == 2).then_some(s)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_then_watch_events_end_in_the_expected_snapshot() {
     let api = base_cluster();
@@ -347,19 +363,14 @@ async fn list_then_watch_events_end_in_the_expected_snapshot() {
     })
     .await;
 
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_slice_churn_changes_only_endpoints() {
     let api = base_cluster();
     let run = start(&api, false);
-    let before = until("the initial snapshot", || {
-        let s = run.cache.get(&edge());
-        (endpoints(&s, ECHO).len() == 2).then_some(s)
-    })
-    .await;
+    let before = initial_snapshot(&run).await;
     api.apply(slice(
         "apps",
         "echo",
@@ -402,8 +413,7 @@ async fn endpoint_slice_churn_changes_only_endpoints() {
         (endpoints(&run.cache.get(&edge()), ECHO) == ["10.0.0.1:8080"]).then_some(())
     })
     .await;
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }
 
 fn route_status(api: &FakeApi, ns: &str, name: &str) -> Option<Value> {
@@ -467,18 +477,14 @@ async fn cross_namespace_service_needs_a_reference_grant() {
             .map(|_| ())
     })
     .await;
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_status_the_gateway_api_way() {
     let api = base_cluster();
     let run = start(&api, false);
-    until("the initial snapshot", || {
-        (endpoints(&run.cache.get(&edge()), ECHO).len() == 2).then_some(())
-    })
-    .await;
+    initial_snapshot(&run).await;
     // A follower serves xDS and writes nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let writes: Vec<_> = api
@@ -607,19 +613,14 @@ async fn only_the_leader_writes_status_the_gateway_api_way() {
         api.requests().iter().all(|r| r.verb != "patch"),
         "a follower wrote status"
     );
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_outage_withdraws_nothing_and_watches_resync() {
     let api = base_cluster();
     let run = start(&api, false);
-    let before = until("the initial snapshot", || {
-        let s = run.cache.get(&edge());
-        (endpoints(&s, ECHO).len() == 2).then_some(s)
-    })
-    .await;
+    let before = initial_snapshot(&run).await;
     api.set_outage(true);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = run.cache.get(&edge());
@@ -641,8 +642,7 @@ async fn an_api_outage_withdraws_nothing_and_watches_resync() {
         (p.iter().any(|p| p.contains("/after")) && p.len() == 1).then_some(())
     })
     .await;
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,6 +669,5 @@ async fn a_failed_status_write_is_retried() {
         route_status(&api, "apps", "web").filter(|p| condition(p, "Accepted")["status"] == "True")
     })
     .await;
-    let _ = run.stop.send(true);
-    run.task.await.unwrap();
+    run.stop().await;
 }

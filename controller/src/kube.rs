@@ -19,6 +19,8 @@
 mod control;
 pub mod gateway_certs;
 pub mod lease;
+#[cfg(test)]
+mod mock;
 mod state;
 mod status;
 mod watch;

@@ -572,12 +572,22 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::kube::mock::{query_pairs, respond};
     use gatehouse_certs::{ManualClock, ReloadableCert, TrustDomain};
     use http::{Method, Request, Response};
     use http_body_util::BodyExt as _;
     use kube::client::Body;
     use serde_json::{Value, json};
     use webpki::{EndEntityCert, KeyUsage};
+
+    fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+        crate::kube::mock::status(
+            code,
+            reason,
+            message,
+            json!({"name": "gatehouse-xds-public", "kind": "secrets"}),
+        )
+    }
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -752,40 +762,6 @@ mod tests {
             }]),
         );
         object
-    }
-
-    /// The query without kube's empty leading pair (`?&fieldManager=...`).
-    fn query_pairs(query: Option<&str>) -> String {
-        let pairs: Vec<&str> = query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .collect();
-        pairs.join("&")
-    }
-
-    fn respond(code: u16, body: &Value) -> Response<Body> {
-        Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap()
-    }
-
-    fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
-        respond(
-            code,
-            &json!({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": message,
-                "reason": reason,
-                "details": {"name": "gatehouse-xds-public", "kind": "secrets"},
-                "code": code,
-            }),
-        )
     }
 
     struct Fixture {

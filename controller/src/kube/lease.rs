@@ -461,6 +461,7 @@ mod tests {
     //! paused: waiting a lease duration takes no real time.
 
     use super::*;
+    use crate::kube::mock::{query_pairs, respond as ok};
     use gatehouse_certs::TokioClock;
     use http::{Method, Request, Response};
     use http_body_util::BodyExt as _;
@@ -468,6 +469,15 @@ mod tests {
     use serde_json::{Value, json};
     use tokio::task::JoinHandle;
     use tower_test::mock::SendResponse;
+
+    fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+        crate::kube::mock::status(
+            code,
+            reason,
+            message,
+            json!({"name": NAME, "group": "coordination.k8s.io", "kind": "leases"}),
+        )
+    }
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -580,40 +590,6 @@ mod tests {
             self.leader.wait_for(|l| *l).await.unwrap();
             stored
         }
-    }
-
-    /// The query without kube's empty leading pair (`?&fieldManager=...`).
-    fn query_pairs(query: Option<&str>) -> String {
-        let pairs: Vec<&str> = query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .collect();
-        pairs.join("&")
-    }
-
-    fn ok(code: u16, body: &Value) -> Response<Body> {
-        Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap()
-    }
-
-    fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
-        ok(
-            code,
-            &json!({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": message,
-                "reason": reason,
-                "details": {"name": NAME, "group": "coordination.k8s.io", "kind": "leases"},
-                "code": code,
-            }),
-        )
     }
 
     /// A Lease as the API server returns it.

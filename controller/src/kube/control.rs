@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::gateway_certs::{CertState, GatewayCertificates, secret_name};
 use super::state::ClusterState;
-use super::status::StatusWriter;
+use super::status::{StatusPlanner, spawn_writer};
 use super::watch::{Change, spawn_watches};
 use crate::discover::SnapshotCache;
 use crate::run::Pipeline;
@@ -76,7 +76,8 @@ impl KubeControlPlane {
         drop(tx);
         let mut state = ClusterState::default();
         let mut pipeline = Pipeline::new(self.options.clone(), self.cache.clone(), None);
-        let mut writer = StatusWriter::new(self.client.clone());
+        let mut planner = StatusPlanner::default();
+        let (plans, writer) = spawn_writer(self.client.clone());
         let mut next_cert_check: Option<tokio::time::Instant> = None;
         let mut synced = false;
         loop {
@@ -131,14 +132,16 @@ impl KubeControlPlane {
             let leading = *leader.borrow();
             if lead_changed {
                 tracing::info!(leader = leading, "leadership changed");
+                if !leading {
+                    // Stop writing at once.
+                    let _ = plans.send(Arc::new(Vec::new()));
+                }
             }
             if leading {
+                // Status goes to its own task: xDS never waits for the API.
                 let mut objects = pipeline.objects.clone();
                 objects.extend(policy_statuses(&state, &pipeline.diagnostics));
-                let writes = writer.write(&state, &objects).await;
-                if writes > 0 {
-                    tracing::debug!(writes, "status written");
-                }
+                let _ = plans.send(Arc::new(planner.plan(&state, &objects)));
                 if let Some(certs) = &self.certificates {
                     next_cert_check = Some(self.keep_certificates(certs, &pipeline, &state).await);
                 }
@@ -161,6 +164,7 @@ impl KubeControlPlane {
         for t in tasks {
             t.abort();
         }
+        writer.abort();
     }
 
     /// Creates or renews each gateway's certificate Secret; returns when to look again.

@@ -232,83 +232,135 @@ fn supported_kinds(state: &ClusterState, ns: &str, name: &str, listener: &str) -
     )
 }
 
-/// Writes statuses; remembers what it wrote so that it does not write it again before the
-/// watch has shown the result.
-pub(crate) struct StatusWriter {
-    client: Client,
-    written: HashMap<(Watched, String, String), (Value, Value)>,
+/// One status write: the object, and the merge patch to send.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct StatusWrite {
+    kind: Watched,
+    namespace: String,
+    name: String,
+    /// The merge patch (`{"status": ...}`, with the resourceVersion precondition for routes).
+    patch: Value,
+    /// The status the API showed when the patch was computed.
+    observed: Value,
 }
 
-impl std::fmt::Debug for StatusWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatusWriter")
-            .field("written", &self.written.len())
-            .finish_non_exhaustive()
-    }
+/// Computes which statuses differ from what the API shows, reusing the previous computation
+/// for every object whose status and observed state did not change (so that a change to one
+/// route does not re-render ten thousand).
+#[derive(Debug, Default)]
+pub(crate) struct StatusPlanner {
+    cache: HashMap<(Watched, String, String), (ObjectStatus, Observed, Option<StatusWrite>)>,
 }
 
-impl StatusWriter {
-    pub(crate) fn new(client: Client) -> Self {
-        Self {
-            client,
-            written: HashMap::new(),
-        }
-    }
-
-    /// Writes every status that differs from what the API shows. Failures are logged and
-    /// retried on the next round. Returns the number of writes that succeeded.
-    pub(crate) async fn write(&mut self, state: &ClusterState, objects: &[ObjectStatus]) -> usize {
+impl StatusPlanner {
+    /// The writes that would make the API show `objects`.
+    pub(crate) fn plan(
+        &mut self,
+        state: &ClusterState,
+        objects: &[ObjectStatus],
+    ) -> Vec<StatusWrite> {
         let now = gatehouse_certs::rfc3339(std::time::SystemTime::now());
-        let mut done = 0;
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for os in objects {
-            let Some((kind, value)) = desired(state, os, objects, &now) else {
+            let Some(kind) = watched(os.object.kind) else {
                 continue;
             };
             let key = (kind, os.object.namespace.clone(), os.object.name.clone());
-            let observed = state
-                .observed
-                .get(&key)
-                .map(|o| o.status.clone())
-                .unwrap_or(Value::Null);
-            if self.written.get(&key).is_some_and(|(w, seen)| {
-                without_times(w) == without_times(&value) && *seen == observed
-            }) {
+            seen.insert(key.clone());
+            let observed = state.observed.get(&key).cloned().unwrap_or_default();
+            // A Gateway's status counts its routes, a class's is tiny: always computed.
+            let cacheable = !matches!(kind, Watched::Gateway | Watched::GatewayClass);
+            if cacheable
+                && let Some((s, o, w)) = self.cache.get(&key)
+                && s == os
+                && *o == observed
+            {
+                out.extend(w.clone());
                 continue;
             }
-            let ar = kind.api_resource();
-            let api: Api<DynamicObject> = if kind.namespaced() {
-                Api::namespaced_with(self.client.clone(), &os.object.namespace, &ar)
-            } else {
-                Api::all_with(self.client.clone(), &ar)
-            };
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PatchParams::default()
-            };
-            // A route's `parents` is one list shared with other controllers: write it only
-            // over the version it was computed from (a conflict is retried next round).
-            let rv = state
-                .observed
-                .get(&key)
-                .and_then(|o| o.resource_version.clone());
-            let patch = match (kind, rv) {
-                (Watched::HttpRoute | Watched::GrpcRoute, Some(rv)) => {
-                    Patch::Merge(json!({ "metadata": { "resourceVersion": rv }, "status": value }))
+            let write = desired(state, os, objects, &now).map(|(kind, value)| {
+                // A route's `parents` is one list shared with other controllers: write it only
+                // over the version it was computed from (a conflict is retried next round).
+                let patch = match (kind, &observed.resource_version) {
+                    (Watched::HttpRoute | Watched::GrpcRoute, Some(rv)) => {
+                        json!({ "metadata": { "resourceVersion": rv }, "status": value })
+                    }
+                    _ => json!({ "status": value }),
+                };
+                StatusWrite {
+                    kind,
+                    namespace: os.object.namespace.clone(),
+                    name: os.object.name.clone(),
+                    patch,
+                    observed: observed.status.clone(),
                 }
-                _ => Patch::Merge(json!({ "status": value })),
-            };
-            match api.patch_status(&os.object.name, &params, &patch).await {
-                Ok(_) => {
-                    done += 1;
-                    self.written.insert(key, (value, observed));
-                }
-                Err(error) => {
-                    tracing::warn!(object = %os.object, %error, "cannot write status; will retry");
-                }
+            });
+            out.extend(write.clone());
+            if cacheable {
+                self.cache.insert(key, (os.clone(), observed, write));
             }
         }
-        done
+        self.cache.retain(|k, _| seen.contains(k));
+        out
     }
+}
+
+/// Starts the task that writes statuses: it works through the latest plan it was sent, drops
+/// what is left of an older plan when a new one arrives (an empty plan stops it: leadership
+/// lost), skips what it already wrote while the API has not shown anything new, and retries a
+/// failed write with the next plan.
+pub(crate) fn spawn_writer(
+    client: Client,
+) -> (
+    tokio::sync::watch::Sender<std::sync::Arc<Vec<StatusWrite>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::watch::channel(std::sync::Arc::new(Vec::<StatusWrite>::new()));
+    let task = tokio::spawn(async move {
+        let mut written: HashMap<(Watched, String, String), (Value, Value)> = HashMap::new();
+        while rx.changed().await.is_ok() {
+            let plan = rx.borrow_and_update().clone();
+            let mut done = 0usize;
+            for w in plan.iter() {
+                if rx.has_changed().unwrap_or(true) {
+                    break;
+                }
+                let key = (w.kind, w.namespace.clone(), w.name.clone());
+                if written.get(&key).is_some_and(|(p, seen)| {
+                    without_times(p) == without_times(&w.patch) && *seen == w.observed
+                }) {
+                    continue;
+                }
+                let ar = w.kind.api_resource();
+                let api: Api<DynamicObject> = if w.kind.namespaced() {
+                    Api::namespaced_with(client.clone(), &w.namespace, &ar)
+                } else {
+                    Api::all_with(client.clone(), &ar)
+                };
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PatchParams::default()
+                };
+                match api
+                    .patch_status(&w.name, &params, &Patch::Merge(&w.patch))
+                    .await
+                {
+                    Ok(_) => {
+                        done += 1;
+                        written.insert(key, (w.patch.clone(), w.observed.clone()));
+                    }
+                    Err(error) => {
+                        tracing::warn!(kind = %w.kind, namespace = %w.namespace, name = %w.name, %error, "cannot write status; will retry");
+                    }
+                }
+            }
+            if done > 0 {
+                tracing::debug!(writes = done, "status written");
+            }
+        }
+    });
+    (tx, task)
 }
 
 /// A status without `lastTransitionTime`s, to compare two renderings made at different times.

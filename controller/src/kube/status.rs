@@ -249,8 +249,11 @@ pub(crate) struct StatusWrite {
 /// route does not re-render ten thousand).
 #[derive(Debug, Default)]
 pub(crate) struct StatusPlanner {
-    cache: HashMap<(Watched, String, String), (ObjectStatus, Observed, Option<StatusWrite>)>,
+    cache: HashMap<ObjectRef, (ObjectStatus, Observed, Option<StatusWrite>)>,
 }
+
+/// Kind, namespace and name.
+type ObjectRef = (Watched, String, String);
 
 impl StatusPlanner {
     /// The writes that would make the API show `objects`.
@@ -318,7 +321,7 @@ pub(crate) fn spawn_writer(
 ) {
     let (tx, mut rx) = tokio::sync::watch::channel(std::sync::Arc::new(Vec::<StatusWrite>::new()));
     let task = tokio::spawn(async move {
-        let mut written: HashMap<(Watched, String, String), (Value, Value)> = HashMap::new();
+        let mut written: HashMap<ObjectRef, (Value, Value)> = HashMap::new();
         while rx.changed().await.is_ok() {
             let plan = rx.borrow_and_update().clone();
             let mut done = 0usize;

@@ -495,3 +495,117 @@ fn the_certificate_secret_name_is_the_profiles() {
         kubernetes::xds_secret_name(&gw)
     );
 }
+
+struct Replica {
+    cache: Arc<SnapshotCache>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn replica(api: &FakeApi, name: &str, ca: &Arc<CertificateAuthority>) -> Replica {
+    let mut lease = LeaseConfig::new(CP_NS, kubernetes::LEASE, name);
+    lease.lease_duration = Duration::from_secs(2);
+    lease.renew_deadline = Duration::from_millis(1500);
+    lease.retry_period = Duration::from_millis(100);
+    let elector = LeaderElector::new(api.client_tagged(name), lease).unwrap();
+    let (stop, stop_rx) = watch::channel(false);
+    let (leader_tx, leader_rx) = watch::channel(false);
+    let cache = Arc::new(SnapshotCache::new());
+    let cp = KubeControlPlane {
+        client: api.client_tagged(name),
+        options: TranslateOptions::default(),
+        cache: cache.clone(),
+        registry: Arc::new(ProxyRegistry::new()),
+        secret_namespaces: vec![GW_NS.into()],
+        quiet: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+        status_file: None,
+        certificates: Some(GatewayCertificates::new(
+            api.client_tagged(name),
+            ca.clone(),
+            Arc::new(SystemClock),
+        )),
+    };
+    let (gw_tx, _gw_rx) = watch::channel(BTreeSet::new());
+    let tasks = vec![
+        tokio::spawn(elector.run(stop_rx.clone(), leader_tx)),
+        tokio::spawn(cp.run(stop_rx, leader_rx, gw_tx)),
+    ];
+    Replica { cache, stop, tasks }
+}
+
+fn holder(api: &FakeApi) -> Option<String> {
+    api.get("Lease", "coordination.k8s.io", CP_NS, kubernetes::LEASE)
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
+}
+
+/// Writes other than the Lease's: status and certificate Secrets, by replica.
+fn writers(api: &FakeApi) -> BTreeSet<String> {
+    api.requests()
+        .iter()
+        .filter(|r| matches!(r.verb.as_str(), "create" | "update" | "patch"))
+        .filter(|r| r.resource != "leases")
+        .map(|r| r.client.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_serve_xds_and_only_the_leader_writes() {
+    let api = cluster();
+    let ca = Arc::new(
+        CertificateAuthority::generate(TrustDomain::default(), 365 * DAY, SystemTime::now())
+            .unwrap(),
+    );
+    let a = replica(&api, "replica-a", &ca);
+    let b = replica(&api, "replica-b", &ca);
+    let edge: gatehouse_certs::GatewayName = format!("{GW_NS}/edge").parse().unwrap();
+    // Both serve the configuration.
+    for r in [&a, &b] {
+        until("each replica's snapshot", || {
+            r.cache
+                .get(&edge)
+                .get(ResourceType::Cluster, "service/apps/echo/80")
+                .map(|_| ())
+        })
+        .await;
+    }
+    // One leads, and only it writes status and the certificate Secret.
+    let first = until("a leader", || holder(&api)).await;
+    until("the route's status", || {
+        api.get("HTTPRoute", GW_API, "apps", "web")
+            .filter(|r| !r["status"].is_null())
+    })
+    .await;
+    until("the certificate Secret", || secret_serial(&api)).await;
+    assert_eq!(writers(&api), BTreeSet::from([first.clone()]));
+
+    // The leader stops: it releases the Lease, the other takes over and writes from then on.
+    let (leaving, staying) = if first == "replica-a" { (a, b) } else { (b, a) };
+    leaving.stop.send(true).unwrap();
+    for t in leaving.tasks {
+        t.await.unwrap();
+    }
+    let second = until("the other replica leading", || {
+        holder(&api).filter(|h| *h != first)
+    })
+    .await;
+    api.clear_requests();
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "later", "namespace": "apps"},
+        "spec": {"parentRefs": [{"name": "edge", "namespace": GW_NS}],
+                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/later"}}],
+                            "backendRefs": [{"name": "echo", "port": 80}]}]}}),
+    );
+    until("the new route's status from the new leader", || {
+        api.get("HTTPRoute", GW_API, "apps", "later")
+            .filter(|r| !r["status"].is_null())
+    })
+    .await;
+    assert_eq!(writers(&api), BTreeSet::from([second]));
+    staying.stop.send(true).unwrap();
+    for t in staying.tasks {
+        t.await.unwrap();
+    }
+}

@@ -43,6 +43,8 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The body, as JSON (Null when empty).
     pub body: String,
+    /// Which client sent it ([`FakeApi::client_tagged`]; empty otherwise).
+    pub client: String,
 }
 
 impl Request {
@@ -286,12 +288,18 @@ impl Inner {
 impl FakeApi {
     /// A kube client talking to this fake, and the task serving it.
     pub fn client(&self) -> kube::Client {
+        self.client_tagged("")
+    }
+
+    /// A kube client whose requests are recorded with `tag` (to tell replicas apart).
+    pub fn client_tagged(&self, tag: &str) -> kube::Client {
+        let tag = tag.to_owned();
         let (svc, mut handle) =
             tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<Body>>();
         let api = self.clone();
         tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
-                let resp = api.handle(req).await;
+                let resp = api.handle_from(req, &tag).await;
                 send.send_response(resp);
             }
         });
@@ -430,6 +438,14 @@ impl FakeApi {
     }
 
     async fn handle(&self, req: http::Request<kube::client::Body>) -> http::Response<Body> {
+        self.handle_from(req, "").await
+    }
+
+    async fn handle_from(
+        &self,
+        req: http::Request<kube::client::Body>,
+        tag: &str,
+    ) -> http::Response<Body> {
         let (parts, body) = req.into_parts();
         let body = body.collect_bytes().await.unwrap_or_default();
         let path = parts.uri.path().to_owned();
@@ -472,6 +488,7 @@ impl FakeApi {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             body: String::from_utf8_lossy(&body).into_owned(),
+            client: tag.to_owned(),
         };
         let mut inner = self.inner.lock().unwrap();
         inner.requests.push(record);

@@ -89,7 +89,7 @@ $(BENCH_STAMP):
 bench: deps bench-deps
 	$(CARGO) build --locked --release -p gatehouse -p gatehouse-bench
 	mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
-	$(CARGO) bench --locked -p gatehouse-controller -p gatehouse-certs -p gatehouse-policies
+	$(CARGO) bench --locked --benches -p gatehouse-controller -p gatehouse-certs -p gatehouse-policies
 	$(LOAD) translate --workload w2,w3,w4 --library policies/library
 	$(LOAD) fleet --workload w3 --clients 1,100,1000 --storm
 	$(LOAD) envoy --workload w2,w3

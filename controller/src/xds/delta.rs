@@ -379,9 +379,10 @@ mod tests {
         Arc::new(b.build())
     }
 
-    fn summary(
-        out: &[DeltaDiscoveryResponse],
-    ) -> Vec<(String, Vec<(String, String)>, Vec<String>)> {
+    /// Type, (name, version) upserted, names removed.
+    type Summary = (String, Vec<(String, String)>, Vec<String>);
+
+    fn summary(out: &[DeltaDiscoveryResponse]) -> Vec<Summary> {
         out.iter()
             .map(|r| {
                 (

@@ -21,8 +21,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 pub(crate) struct Event {
     pub(crate) at: Instant,
     pub(crate) t: ResourceType,
-    pub(crate) resources: usize,
-    pub(crate) removed: usize,
     pub(crate) bytes: usize,
     /// Every resource already held at the same version and nothing removed.
     pub(crate) noop: bool,
@@ -34,6 +32,8 @@ pub(crate) struct Log {
     pub(crate) events: Vec<Event>,
     pub(crate) connected: Option<Instant>,
     pub(crate) errors: Vec<String>,
+    /// Resources held now, by type.
+    pub(crate) held: HashMap<ResourceType, usize>,
 }
 
 pub(crate) type SharedLog = Arc<Mutex<Log>>;
@@ -170,13 +170,13 @@ async fn session(
         let e = Event {
             at,
             t,
-            resources: resp.resources.len(),
-            removed: resp.removed_resources.len(),
             bytes: prost::Message::encoded_len(&resp),
             noop,
         };
+        let count = held.len();
         if let Ok(mut l) = log.lock() {
             l.events.push(e);
+            l.held.insert(t, count);
         }
     }
 }

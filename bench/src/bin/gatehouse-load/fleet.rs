@@ -327,7 +327,7 @@ pub(crate) async fn run(w: &Workload, o: &FleetOptions, report: &mut Report) -> 
             &section,
             &format!(
                 "burst {label}: per type (max over clients) {per_type:?}; translations {}",
-                a.batches
+                a.batches - batches0
             ),
         );
         report.add(

@@ -92,18 +92,15 @@ impl Watcher {
         Self { log, _stop: stop }
     }
 
-    /// Waits until the client has received `n` route tables in all and nothing for `quiet`.
+    /// Waits until the route tables the client holds satisfy `pred` and nothing arrived for
+    /// half a second.
     async fn wait_routes(&self, pred: impl Fn(usize) -> bool, limit: Duration) -> Result<Instant> {
         let deadline = Instant::now() + limit;
         loop {
             let (tables, last) = {
                 let l = self.log.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                let mut held = std::collections::BTreeMap::<ResourceType, i64>::new();
-                for e in &l.events {
-                    *held.entry(e.t).or_default() += e.resources as i64 - e.removed as i64;
-                }
                 (
-                    held.get(&ResourceType::Route).copied().unwrap_or(0).max(0) as usize,
+                    l.held.get(&ResourceType::Route).copied().unwrap_or(0),
                     l.events.last().map(|e| e.at),
                 )
             };

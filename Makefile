@@ -90,7 +90,8 @@ bench: deps bench-deps
 	$(CARGO) build --locked --release -p gatehouse -p gatehouse-bench
 	mkdir -p $(dir $(BENCH_RESULTS)) && rm -f $(BENCH_RESULTS)
 	$(CARGO) bench --locked --benches -p gatehouse-controller -p gatehouse-certs -p gatehouse-policies
-	$(LOAD) translate --workload w2,w3,w4 --library policies/library
+	$(LOAD) translate --workload w2,w3 --iterations 100 --library policies/library
+	$(LOAD) translate --workload w4 --iterations 20
 	$(LOAD) fleet --workload w3 --clients 1,100,1000 --storm
 	$(LOAD) envoy --workload w2,w3
 	$(LOAD) memory --workload w2,w3,w4

@@ -113,7 +113,7 @@ pub(crate) fn run(
             "ms",
         );
         let mut lat = Vec::new();
-        for k in 0..iterations.min(100) {
+        for k in 0..iterations.min(30) {
             load_into(&mut config, "r.yaml", &w.route_doc(i, 3 + (k % 2) as u32));
             let started = Instant::now();
             a.translate(&config, &policies);

@@ -117,6 +117,7 @@ fn start(api: &FakeApi, leader: bool) -> Running {
         max_delay: Duration::from_millis(50),
         status_file: None,
         certificates: None,
+        certificate_check: Duration::from_secs(60),
     };
     let (stop, stop_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(leader);

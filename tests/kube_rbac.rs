@@ -345,6 +345,7 @@ async fn every_request_is_granted_and_every_grant_is_used() {
             ca.clone(),
             clock.clone(),
         )),
+        certificate_check: Duration::from_millis(200),
     };
     let (gw_tx, _gw_rx) = watch::channel(BTreeSet::new());
     let cp_task = tokio::spawn(cp.run(stop_rx, leader_rx, gw_tx));
@@ -525,6 +526,7 @@ fn replica(api: &FakeApi, name: &str, ca: &Arc<CertificateAuthority>) -> Replica
             ca.clone(),
             Arc::new(SystemClock),
         )),
+        certificate_check: Duration::from_secs(60),
     };
     let (gw_tx, _gw_rx) = watch::channel(BTreeSet::new());
     let tasks = vec![

@@ -321,6 +321,7 @@ impl ControlPlane {
                         Arc::new(SystemClock),
                     ),
                 ),
+                certificate_check: Duration::from_secs(60),
             };
             tracing::info!(%identity, namespace = %k.namespace, secret_namespaces = ?k.secret_namespaces, "kubernetes mode");
             tokio::spawn(kube_cp.run(stop_rx.clone(), leader_rx, gateways));

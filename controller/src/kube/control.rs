@@ -24,8 +24,6 @@ use crate::xds::ProxyRegistry;
 /// How often status and certificates are looked at again without a change (failed writes are
 /// retried then).
 const RESYNC: Duration = Duration::from_secs(30);
-/// The longest time between two looks at the gateways' certificate Secrets.
-const CERT_CHECK: Duration = Duration::from_secs(60);
 /// When to retry a certificate Secret that could not be written.
 const CERT_RETRY: Duration = Duration::from_secs(10);
 
@@ -51,6 +49,9 @@ pub struct KubeControlPlane {
     /// The gateways' xDS client certificates, kept in Secrets by the leader (`None`: the
     /// operator provides them).
     pub certificates: Option<GatewayCertificates>,
+    /// The longest time between two looks at the certificate Secrets (they are also looked at
+    /// when the gateways, the Secrets or the leadership change, and when one is due).
+    pub certificate_check: Duration,
 }
 
 impl std::fmt::Debug for KubeControlPlane {
@@ -79,6 +80,7 @@ impl KubeControlPlane {
         let mut planner = StatusPlanner::default();
         let (plans, writer) = spawn_writer(self.client.clone());
         let mut next_cert_check: Option<tokio::time::Instant> = None;
+        let mut cert_inputs: Option<(BTreeSet<GatewayName>, u64)> = None;
         let mut synced = false;
         loop {
             let mut dirty = false;
@@ -139,11 +141,22 @@ impl KubeControlPlane {
             }
             if leading {
                 // Status goes to its own task: xDS never waits for the API.
-                let mut objects = pipeline.objects.clone();
-                objects.extend(policy_statuses(&state, &pipeline.diagnostics));
-                let _ = plans.send(Arc::new(planner.plan(&state, &objects)));
+                let policies = policy_statuses(&state, &pipeline.diagnostics);
+                let _ = plans.send(Arc::new(planner.plan(&state, &pipeline.objects, &policies)));
+                // Certificates: when something they depend on changed, or one is due.
                 if let Some(certs) = &self.certificates {
-                    next_cert_check = Some(self.keep_certificates(certs, &pipeline, &state).await);
+                    let inputs = (
+                        pipeline.snapshots.keys().cloned().collect::<BTreeSet<_>>(),
+                        state.secret_changes,
+                    );
+                    if lead_changed
+                        || next_cert_check.is_none()
+                        || cert_inputs.as_ref() != Some(&inputs)
+                    {
+                        next_cert_check =
+                            Some(self.keep_certificates(certs, &pipeline, &state).await);
+                        cert_inputs = Some(inputs);
+                    }
                 }
             }
             if let Some(path) = &self.status_file {
@@ -174,8 +187,8 @@ impl KubeControlPlane {
         pipeline: &Pipeline,
         state: &ClusterState,
     ) -> tokio::time::Instant {
-        let now = std::time::SystemTime::now();
-        let mut next = now + CERT_CHECK;
+        let now = certs.now();
+        let mut next = now + self.certificate_check;
         for gw in pipeline.snapshots.keys() {
             if !self.secret_namespaces.iter().any(|n| n == gw.namespace()) {
                 tracing::warn!(gateway = %gw, "the gateway's namespace is not a secret namespace of the controller (--secret-namespace): its certificate Secret cannot be written");

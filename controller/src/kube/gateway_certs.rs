@@ -212,6 +212,11 @@ impl GatewayCertificates {
         }
     }
 
+    /// The time on this issuer's clock (what [`CertState::next_due`] is measured against).
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
     /// Issues certificates valid for `lifetime` (cut short if the CA expires first).
     pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;

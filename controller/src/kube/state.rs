@@ -33,6 +33,8 @@ pub(crate) struct ClusterState {
     pub(crate) observed: HashMap<(Watched, String, String), Observed>,
     /// Secrets as the API serves them (the gateways' xDS certificate Secrets among them).
     pub(crate) secrets: BTreeMap<(String, String), k8s_openapi::api::core::v1::Secret>,
+    /// Counts changes to `secrets`, so that work depending on them knows when to look again.
+    pub(crate) secret_changes: u64,
     /// Watches that have listed at least once: kind and namespace (for namespaced watches).
     listed: BTreeSet<(Watched, Option<String>)>,
 }
@@ -195,6 +197,7 @@ impl ClusterState {
                     let model = parse(value)?;
                     put(&mut c.secrets, &ns, &name, model, kind);
                     self.secrets.insert((ns.clone(), name.clone()), raw);
+                    self.secret_changes += 1;
                     Ok(())
                 })
             }
@@ -243,6 +246,7 @@ impl ClusterState {
             Watched::Secret => {
                 c.secrets.remove(&key);
                 self.secrets.remove(&key);
+                self.secret_changes += 1;
             }
             Watched::Backend => drop(c.backends.remove(&key)),
             Watched::SecurityPolicy => drop(c.security_policies.remove(&key)),

@@ -261,11 +261,12 @@ impl StatusPlanner {
         &mut self,
         state: &ClusterState,
         objects: &[ObjectStatus],
+        more: &[ObjectStatus],
     ) -> Vec<StatusWrite> {
         let now = gatehouse_certs::rfc3339(std::time::SystemTime::now());
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for os in objects {
+        for os in objects.iter().chain(more) {
             let Some(kind) = watched(os.object.kind) else {
                 continue;
             };

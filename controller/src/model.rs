@@ -1,6 +1,7 @@
 //! The configuration model: Gateway API and `gatehouse.dev` objects as read from files (or, in
 //! Kubernetes mode, from the API), each with where it came from.
 
+mod changes;
 mod crds;
 mod gatehouse;
 mod gateway_api;
@@ -10,6 +11,7 @@ mod meta;
 
 use std::collections::BTreeMap;
 
+pub use changes::{Changes, NsName};
 pub use crds::{
     BackendResource, GatehouseStatus, GatewayPolicyResource, SecurityPolicyResource,
     StatusCondition, crds,

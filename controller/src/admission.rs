@@ -359,8 +359,7 @@ fn admit(
             let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
             let parts = probe
                 .status
-                .iter()
-                .find(|s| s.object == d.object)
+                .get(&d.object)
                 .map(|s| {
                     s.parts
                         .iter()
@@ -391,7 +390,7 @@ fn admit(
     };
     for o in report.objects.values() {
         if o.decision == Decision::Warn
-            && let Some(s) = translation.status.iter_mut().find(|s| s.object == o.object)
+            && let Some(s) = translation.status.get_mut(&o.object)
         {
             s.conditions
                 .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));

@@ -26,4 +26,4 @@ pub mod translate;
 pub mod xds;
 
 pub use discover::{DiscoverSnapshots, SnapshotCache};
-pub use snapshot::{Resource, ResourceType, Snapshot, SnapshotBuilder};
+pub use snapshot::{Resource, ResourceType, Snapshot, SnapshotBuilder, Table};

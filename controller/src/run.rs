@@ -106,7 +106,7 @@ pub struct Pipeline {
     /// The configuration problems of the last application.
     pub diagnostics: Vec<crate::model::Diagnostic>,
     /// The status of every object after the last application (with admission decisions).
-    pub objects: Vec<crate::translate::ObjectStatus>,
+    pub objects: crate::translate::Statuses,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -137,7 +137,7 @@ impl Pipeline {
             reported: BTreeSet::new(),
             snapshots: BTreeMap::new(),
             diagnostics: Vec::new(),
-            objects: Vec::new(),
+            objects: Default::default(),
         }
     }
 

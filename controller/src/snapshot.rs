@@ -1,7 +1,7 @@
 //! What one gateway's Envoy should have: its resources by type, each encoded once and
 //! versioned by a hash of its encoding.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -89,6 +89,8 @@ pub struct Resource {
     name: String,
     version: String,
     body: Any,
+    /// The SDS secrets a listener or cluster refers to (empty for other types).
+    secrets: Vec<String>,
 }
 
 impl Resource {
@@ -107,10 +109,12 @@ impl Resource {
     pub fn from_any(name: impl Into<String>, body: Any) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.value);
         let version = hex(digest.as_ref().get(..12).unwrap_or_default());
+        let secrets = secrets_of(&body).into_iter().collect();
         Self {
             name: name.into(),
             version,
             body,
+            secrets,
         }
     }
 
@@ -128,26 +132,57 @@ impl Resource {
     pub fn body(&self) -> &Any {
         &self.body
     }
+
+    /// This resource's share of its type's version: a hash of its name and version.
+    fn digest(&self) -> u128 {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(self.name.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(self.version.as_bytes());
+        let d = ctx.finish();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(d.as_ref().get(..16).unwrap_or(&[0; 16]));
+        u128::from_le_bytes(b)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-type Table = BTreeMap<String, Arc<Resource>>;
+/// The resources of one type, by name: a persistent map, so a snapshot that differs from the
+/// last in a few resources shares everything else with it (copying one is O(1), changing one
+/// resource O(log n)).
+pub type Table = imbl::OrdMap<String, Arc<Resource>>;
 
-/// The resources of one gateway, by type, plus a version per type (a hash over the names and
-/// versions of that type's resources).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The resources of one gateway, by type, plus a version per type. A type's version is a hash
+/// of the set of (name, version) pairs of its resources, kept up to date as resources are
+/// added and removed.
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     tables: [Table; 5],
+    sums: [u128; 5],
     versions: [String; 5],
 }
+
+impl PartialEq for Snapshot {
+    /// Two snapshots are equal when every type's set of (name, content hash) is.
+    fn eq(&self, other: &Self) -> bool {
+        self.sums == other.sums
+            && self
+                .tables
+                .iter()
+                .zip(&other.tables)
+                .all(|(a, b)| a.len() == b.len())
+    }
+}
+
+impl Eq for Snapshot {}
 
 impl Snapshot {
     /// An empty snapshot.
     pub fn empty() -> Self {
-        Self::from_tables(Default::default())
+        Self::builder().build()
     }
 
     /// Starts a snapshot.
@@ -155,29 +190,17 @@ impl Snapshot {
         SnapshotBuilder::default()
     }
 
-    /// A builder holding this snapshot's resources, to change some of them.
+    /// A builder holding this snapshot's resources, to change some of them (O(1)).
     pub fn to_builder(&self) -> SnapshotBuilder {
         SnapshotBuilder {
             tables: self.tables.clone(),
+            sums: self.sums,
+            secrets_dirty: false,
         }
     }
 
-    fn from_tables(tables: [Table; 5]) -> Self {
-        let versions = std::array::from_fn(|i| {
-            let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            for (name, r) in tables.get(i).into_iter().flatten() {
-                ctx.update(name.as_bytes());
-                ctx.update(&[0]);
-                ctx.update(r.version.as_bytes());
-                ctx.update(&[0]);
-            }
-            hex(ctx.finish().as_ref().get(..8).unwrap_or_default())
-        });
-        Self { tables, versions }
-    }
-
     /// The resources of type `t`, by name.
-    pub fn resources(&self, t: ResourceType) -> &BTreeMap<String, Arc<Resource>> {
+    pub fn resources(&self, t: ResourceType) -> &Table {
         &self.tables[t.index()]
     }
 
@@ -193,7 +216,7 @@ impl Snapshot {
 
     /// Number of resources of all types.
     pub fn len(&self) -> usize {
-        self.tables.iter().map(BTreeMap::len).sum()
+        self.tables.iter().map(imbl::OrdMap::len).sum()
     }
 
     /// Whether the snapshot has no resources.
@@ -206,25 +229,50 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     tables: [Table; 5],
+    sums: [u128; 5],
+    /// A listener, cluster or secret was added or removed: which secrets are kept must be
+    /// worked out again.
+    secrets_dirty: bool,
 }
 
 impl SnapshotBuilder {
     /// Adds (or replaces) a resource of type `t`.
     pub fn insert(&mut self, t: ResourceType, resource: Resource) -> &mut Self {
-        self.tables[t.index()].insert(resource.name.clone(), Arc::new(resource));
-        self
+        self.insert_shared(t, Arc::new(resource))
     }
 
     /// Adds (or replaces) a resource that is already encoded and shared.
     pub fn insert_shared(&mut self, t: ResourceType, resource: Arc<Resource>) -> &mut Self {
-        self.tables[t.index()].insert(resource.name.clone(), resource);
+        let i = t.index();
+        if let Some(old) = self.tables[i].get(resource.name.as_str()) {
+            if Arc::ptr_eq(old, &resource) || old.version == resource.version {
+                return self;
+            }
+            self.sums[i] = self.sums[i].wrapping_sub(old.digest());
+        }
+        self.sums[i] = self.sums[i].wrapping_add(resource.digest());
+        if t != ResourceType::Endpoint && t != ResourceType::Route {
+            self.secrets_dirty = true;
+        }
+        self.tables[i].insert(resource.name.clone(), resource);
         self
     }
 
     /// Removes a resource.
     pub fn remove(&mut self, t: ResourceType, name: &str) -> &mut Self {
-        self.tables[t.index()].remove(name);
+        let i = t.index();
+        if let Some(old) = self.tables[i].remove(name) {
+            self.sums[i] = self.sums[i].wrapping_sub(old.digest());
+            if t != ResourceType::Endpoint && t != ResourceType::Route {
+                self.secrets_dirty = true;
+            }
+        }
         self
+    }
+
+    /// Whether a resource named `name` of type `t` is held.
+    pub fn contains(&self, t: ResourceType, name: &str) -> bool {
+        self.tables[t.index()].contains_key(name)
     }
 
     /// Adds a cluster.
@@ -259,24 +307,37 @@ impl SnapshotBuilder {
     /// dropped (and logged): a gateway's Envoy receives only the secrets its own
     /// configuration uses.
     pub fn build(mut self) -> Snapshot {
-        let referenced = referenced_secrets(&self.tables);
-        let secrets = &mut self.tables[ResourceType::Secret.index()];
-        secrets.retain(|name, _| {
-            let keep = referenced.contains(name);
-            if !keep {
-                tracing::warn!(secret = %name, "secret not referenced by this gateway's listeners or clusters; not served");
+        if self.secrets_dirty {
+            let mut referenced = BTreeSet::new();
+            for t in [ResourceType::Listener, ResourceType::Cluster] {
+                for r in self.tables[t.index()].values() {
+                    referenced.extend(r.secrets.iter().map(String::as_str));
+                }
             }
-            keep
-        });
-        Snapshot::from_tables(self.tables)
+            let unreferenced: Vec<String> = self.tables[ResourceType::Secret.index()]
+                .keys()
+                .filter(|name| !referenced.contains(name.as_str()))
+                .cloned()
+                .collect();
+            for name in unreferenced {
+                tracing::warn!(secret = %name, "secret not referenced by this gateway's listeners or clusters; not served");
+                self.remove(ResourceType::Secret, &name);
+            }
+        }
+        let versions = std::array::from_fn(|i| hex(&self.sums[i].to_le_bytes()[..8]));
+        Snapshot {
+            tables: self.tables,
+            sums: self.sums,
+            versions,
+        }
     }
 }
 
-/// The names of the SDS secrets the snapshot's listeners and clusters refer to.
-fn referenced_secrets(tables: &[Table; 5]) -> BTreeSet<String> {
+/// The names of the SDS secrets a listener or cluster refers to.
+fn secrets_of(body: &Any) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for r in tables[ResourceType::Listener.index()].values() {
-        if let Ok(l) = Listener::decode(r.body.value.as_slice()) {
+    if body.type_url == Listener::type_url() {
+        if let Ok(l) = Listener::decode(body.value.as_slice()) {
             let chains = l.filter_chains.iter().chain(l.default_filter_chain.iter());
             for ts in chains.filter_map(|c| c.transport_socket.as_ref()) {
                 if let Some(ctx) = tls_context::<DownstreamTlsContext>(ts) {
@@ -284,16 +345,14 @@ fn referenced_secrets(tables: &[Table; 5]) -> BTreeSet<String> {
                 }
             }
         }
-    }
-    for r in tables[ResourceType::Cluster.index()].values() {
-        if let Ok(c) = Cluster::decode(r.body.value.as_slice())
-            && let Some(ctx) = c
-                .transport_socket
-                .as_ref()
-                .and_then(tls_context::<UpstreamTlsContext>)
-        {
-            common_secret_names(ctx.common_tls_context.as_ref(), &mut names);
-        }
+    } else if body.type_url == Cluster::type_url()
+        && let Ok(c) = Cluster::decode(body.value.as_slice())
+        && let Some(ctx) = c
+            .transport_socket
+            .as_ref()
+            .and_then(tls_context::<UpstreamTlsContext>)
+    {
+        common_secret_names(ctx.common_tls_context.as_ref(), &mut names);
     }
     names
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::model::Diagnostic;
 use crate::snapshot::ResourceType;
-use crate::translate::ObjectStatus;
 use crate::xds::{NackRecord, ProxyStatus, SecurityEvent};
 
 /// What `gatehouse status` shows.
@@ -42,7 +41,7 @@ impl StatusReport {
     pub fn new(
         config_dir: &Path,
         diagnostics: &[Diagnostic],
-        objects: &[ObjectStatus],
+        objects: &crate::translate::Statuses,
         gateways: &BTreeMap<gatehouse_certs::GatewayName, crate::Snapshot>,
         proxies: &[ProxyStatus],
         nacks: &BTreeMap<String, NackRecord>,

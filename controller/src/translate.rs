@@ -28,8 +28,8 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use gatehouse_certs::GatewayName;
 
 use crate::model::{
-    BackendObjectReference, CONTROLLER_NAME, Config, Gateway, HttpBackendRef, Kind, ObjectKey,
-    Origin, ParentReference,
+    BackendObjectReference, CONTROLLER_NAME, Changes, Config, Gateway, HttpBackendRef, Kind,
+    ObjectKey, Origin, ParentReference,
 };
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 pub use json::to_json;
@@ -83,9 +83,9 @@ pub struct Translation {
     /// Each gateway's configuration.
     pub snapshots: BTreeMap<GatewayName, Snapshot>,
     /// The status of every object.
-    pub status: Vec<ObjectStatus>,
+    pub status: Statuses,
     /// The effective authentication and authorization of every programmed route attachment.
-    pub security: Vec<RouteSecurity>,
+    pub security: Securities,
     /// What this translation did.
     pub stats: TranslateStats,
 }
@@ -126,14 +126,15 @@ fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
 #[derive(Debug)]
 struct Cache<V> {
     entries: HashMap<String, (u64, V)>,
-    used: BTreeSet<String>,
+    /// During a full translation: the keys it used (the others are forgotten at the end).
+    used: Option<BTreeSet<String>>,
 }
 
 impl<V> Default for Cache<V> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
-            used: BTreeSet::new(),
+            used: None,
         }
     }
 }
@@ -142,7 +143,9 @@ impl<V: Clone> Cache<V> {
     /// The cached value if its inputs hash to `input`, else builds it. Returns whether it was
     /// built.
     fn get_or_build(&mut self, key: &str, input: u64, build: impl FnOnce() -> V) -> (V, bool) {
-        self.used.insert(key.to_owned());
+        if let Some(used) = &mut self.used {
+            used.insert(key.to_owned());
+        }
         if let Some((h, v)) = self.entries.get(key)
             && *h == input
         {
@@ -153,10 +156,157 @@ impl<V: Clone> Cache<V> {
         (v, true)
     }
 
-    /// Forgets what this round did not use.
+    /// Starts a full translation: what it does not use is forgotten by [`Cache::sweep`].
+    fn start(&mut self) {
+        self.used = Some(BTreeSet::new());
+    }
+
+    /// Forgets what this full translation did not use.
     fn sweep(&mut self) {
-        let used = std::mem::take(&mut self.used);
-        self.entries.retain(|k, _| used.contains(k));
+        if let Some(used) = self.used.take() {
+            self.entries.retain(|k, _| used.contains(k));
+        }
+    }
+
+    /// Forgets one output (its object is gone).
+    fn forget(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+}
+
+/// The status of every object, by object: a persistent map, so that a translation that
+/// changes a few statuses shares the rest with the previous one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Statuses(imbl::OrdMap<ObjectKey, ObjectStatus>);
+
+impl Statuses {
+    /// Every status, by object.
+    pub fn iter(&self) -> impl Iterator<Item = &ObjectStatus> {
+        self.0.values()
+    }
+
+    /// Sets the status of `status.object`.
+    pub fn push(&mut self, status: ObjectStatus) {
+        self.0.insert(status.object.clone(), status);
+    }
+
+    /// The status of `object`.
+    pub fn get(&self, object: &ObjectKey) -> Option<&ObjectStatus> {
+        self.0.get(object)
+    }
+
+    /// The status of `object`, to change it.
+    pub fn get_mut(&mut self, object: &ObjectKey) -> Option<&mut ObjectStatus> {
+        self.0.get_mut(object)
+    }
+
+    /// Removes the status of `object`.
+    pub fn remove(&mut self, object: &ObjectKey) -> Option<ObjectStatus> {
+        self.0.remove(object)
+    }
+
+    /// Number of statuses.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The objects whose status differs between `self` and `newer` (added, changed or
+    /// removed). Shared parts of the two maps are not compared.
+    pub fn changed_since(&self, newer: &Statuses) -> Vec<ObjectKey> {
+        if self.0.ptr_eq(&newer.0) {
+            return Vec::new();
+        }
+        self.0
+            .diff(&newer.0)
+            .map(|d| match d {
+                imbl::ordmap::DiffItem::Add(k, _)
+                | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+                | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+            })
+            .collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a Statuses {
+    type Item = &'a ObjectStatus;
+    type IntoIter = Box<dyn Iterator<Item = &'a ObjectStatus> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.0.values())
+    }
+}
+
+impl Extend<ObjectStatus> for Statuses {
+    fn extend<I: IntoIterator<Item = ObjectStatus>>(&mut self, iter: I) {
+        for s in iter {
+            self.push(s);
+        }
+    }
+}
+
+impl FromIterator<ObjectStatus> for Statuses {
+    fn from_iter<I: IntoIterator<Item = ObjectStatus>>(iter: I) -> Self {
+        let mut s = Self::default();
+        s.extend(iter);
+        s
+    }
+}
+
+impl serde::Serialize for Statuses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.values())
+    }
+}
+
+/// The effective security of every programmed route attachment, by route (persistent, like
+/// [`Statuses`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Securities(imbl::OrdMap<ObjectKey, Vec<RouteSecurity>>);
+
+impl Securities {
+    /// Every route attachment's security, by route.
+    pub fn iter(&self) -> impl Iterator<Item = &RouteSecurity> {
+        self.0.values().flatten()
+    }
+
+    /// Adds one attachment's security.
+    pub fn push(&mut self, rs: RouteSecurity) {
+        self.0.entry(rs.route.clone()).or_default().push(rs);
+    }
+
+    /// Forgets a route's.
+    fn remove(&mut self, route: &ObjectKey) {
+        self.0.remove(route);
+    }
+
+    /// Number of attachments.
+    pub fn len(&self) -> usize {
+        self.0.values().map(Vec::len).sum()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Securities {
+    type Item = &'a RouteSecurity;
+    type IntoIter = Box<dyn Iterator<Item = &'a RouteSecurity> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.0.values().flatten())
+    }
+}
+
+impl serde::Serialize for Securities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
     }
 }
 
@@ -180,6 +330,36 @@ struct Attachment {
     hostnames: Vec<String>,
 }
 
+/// A Backend (`false`) or Service (`true`) by namespace and name.
+type BackendId = (bool, String, String);
+
+/// What one route contributed to the last translation, to take it back when it changes.
+#[derive(Debug, Default)]
+struct RouteState {
+    /// (gateway, route table) it is in.
+    tables: BTreeSet<(GatewayName, String)>,
+    /// (gateway, cluster) it uses.
+    clusters: BTreeSet<(GatewayName, String)>,
+    /// The Backends and Services it refers to (resolved or not), directly or through its
+    /// security policies.
+    backends: BTreeSet<BackendId>,
+    /// Its route cache entries.
+    cache_keys: Vec<String>,
+}
+
+/// What the last translation built, kept to change only what a change touches.
+#[derive(Debug, Default)]
+struct State {
+    gateways: BTreeMap<GatewayName, GatewayWork>,
+    routes: HashMap<ObjectKey, RouteState>,
+    /// The routes that refer to each Backend or Service.
+    backend_users: HashMap<BackendId, BTreeSet<ObjectKey>>,
+    /// The clusters (gateway, cluster) built from each Backend or Service.
+    cluster_users: HashMap<BackendId, BTreeSet<(GatewayName, String)>>,
+    status: Statuses,
+    security: Securities,
+}
+
 /// Keeps the previous translation's outputs to translate incrementally.
 #[derive(Debug, Default)]
 pub struct Translator {
@@ -188,6 +368,7 @@ pub struct Translator {
     tables: Cache<Arc<Resource>>,
     clusters: Cache<(Arc<Resource>, Arc<Resource>)>,
     listeners: Cache<Arc<Resource>>,
+    state: Option<State>,
 }
 
 impl Translator {
@@ -199,12 +380,49 @@ impl Translator {
         }
     }
 
-    /// Translates `config`.
+    /// Translates `config` (everything is looked at; unchanged outputs are reused).
     pub fn translate(&mut self, config: &Config) -> Translation {
-        let mut out = Translation::default();
-        let ours = self.classes(config, &mut out.status);
-        let mut per_gateway: BTreeMap<GatewayName, GatewayWork> = BTreeMap::new();
+        self.translate_changes(config, &Changes::everything())
+    }
 
+    /// Translates `config`, knowing that only `changes` changed since the last translation:
+    /// only the routes, clusters and route tables those objects feed are built again, and
+    /// every other output is shared with the last translation. Without a last translation,
+    /// or when `changes` names anything else than routes, Backends and Service endpoints,
+    /// everything is looked at.
+    pub fn translate_changes(&mut self, config: &Config, changes: &Changes) -> Translation {
+        let mut stats = TranslateStats::default();
+        match self.state.take() {
+            Some(state) if !changes.everything => {
+                self.state = Some(state);
+                self.patch(config, changes, &mut stats);
+            }
+            _ => self.full(config, &mut stats),
+        }
+        let state = self.state.as_ref();
+        Translation {
+            snapshots: state
+                .map(|s| {
+                    s.gateways
+                        .iter()
+                        .map(|(g, w)| (g.clone(), w.snapshot.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            status: state.map(|s| s.status.clone()).unwrap_or_default(),
+            security: state.map(|s| s.security.clone()).unwrap_or_default(),
+            stats,
+        }
+    }
+
+    /// Translates everything.
+    fn full(&mut self, config: &Config, stats: &mut TranslateStats) {
+        self.routes.start();
+        self.tables.start();
+        self.clusters.start();
+        self.listeners.start();
+        let mut state = State::default();
+        let ours = self.classes(config, &mut state.status);
         for ((ns, name), (gw, origin)) in &config.gateways {
             if !ours.contains(&gw.spec.gateway_class_name) {
                 continue;
@@ -213,27 +431,94 @@ impl Translator {
                 continue;
             };
             let (work, status) = self.gateway(config, ns, gw, origin);
-            out.status.push(status);
-            per_gateway.insert(gw_name, work);
+            state.status.push(status);
+            state.gateways.insert(gw_name, work);
         }
-
         let index = security::PolicyIndex::new(config);
-        self.attach_routes(config, &index, &mut per_gateway, &mut out);
-
-        for (gw_name, work) in per_gateway {
-            let snap = self.assemble(config, &index, &work, &mut out.stats);
-            out.snapshots.insert(gw_name, snap);
+        let routes: Vec<ObjectKey> = config
+            .http_routes
+            .keys()
+            .map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n))
+            .chain(
+                config
+                    .grpc_routes
+                    .keys()
+                    .map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)),
+            )
+            .collect();
+        for key in &routes {
+            self.route(config, &index, &mut state, key, stats);
         }
-        self.status_of_backends(config, &mut out.status);
-        out.status.extend(security::statuses(config));
+        for work in state.gateways.values_mut() {
+            self.assemble(config, &index, work, true, stats);
+        }
+        for ((ns, name), (backend, origin)) in &config.backends {
+            state.status.push(backend_status(ns, name, backend, origin));
+        }
+        state.status.extend(security::statuses(config));
         self.routes.sweep();
         self.tables.sweep();
         self.clusters.sweep();
         self.listeners.sweep();
-        out
+        self.state = Some(state);
     }
 
-    fn classes(&self, config: &Config, status: &mut Vec<ObjectStatus>) -> BTreeSet<String> {
+    /// Translates what `changes` touches, from the last translation.
+    fn patch(&mut self, config: &Config, changes: &Changes, stats: &mut TranslateStats) {
+        let Some(mut state) = self.state.take() else {
+            return self.full(config, stats);
+        };
+        let mut redo: BTreeSet<ObjectKey> = changes
+            .http_routes
+            .iter()
+            .map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n))
+            .chain(
+                changes
+                    .grpc_routes
+                    .iter()
+                    .map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)),
+            )
+            .collect();
+        let mut touched: Vec<BackendId> = Vec::new();
+        for (ns, name) in &changes.backends {
+            let id = (false, ns.clone(), name.clone());
+            let key = ObjectKey::new(Kind::Backend, ns, name);
+            match config.backends.get(&(ns.clone(), name.clone())) {
+                Some((b, origin)) => state.status.push(backend_status(ns, name, b, origin)),
+                None => {
+                    state.status.remove(&key);
+                }
+            }
+            redo.extend(state.backend_users.get(&id).into_iter().flatten().cloned());
+            touched.push(id);
+        }
+        touched.extend(
+            changes
+                .service_endpoints
+                .iter()
+                .map(|(ns, n)| (true, ns.clone(), n.clone())),
+        );
+        let index = security::PolicyIndex::new(config);
+        for key in &redo {
+            self.unroute(&mut state, key);
+            self.route(config, &index, &mut state, key, stats);
+        }
+        for id in &touched {
+            for (gw, cluster) in state.cluster_users.get(id).into_iter().flatten() {
+                if let Some(work) = state.gateways.get_mut(gw) {
+                    work.dirty_clusters.insert(cluster.clone());
+                }
+            }
+        }
+        for work in state.gateways.values_mut() {
+            if !work.dirty_clusters.is_empty() || !work.dirty_tables.is_empty() {
+                self.assemble(config, &index, work, false, stats);
+            }
+        }
+        self.state = Some(state);
+    }
+
+    fn classes(&self, config: &Config, status: &mut Statuses) -> BTreeSet<String> {
         let mut ours = BTreeSet::new();
         for ((_, name), (class, origin)) in &config.gateway_classes {
             if class.spec.controller_name != CONTROLLER_NAME {
@@ -448,10 +733,13 @@ impl Translator {
             GatewayWork {
                 namespace: ns.to_owned(),
                 name: gw.metadata.name.clone(),
-                security: BTreeMap::new(),
                 listeners,
                 routes: BTreeMap::new(),
                 clusters: BTreeMap::new(),
+                filters: BTreeMap::new(),
+                dirty_tables: BTreeSet::new(),
+                dirty_clusters: BTreeSet::new(),
+                snapshot: Snapshot::empty(),
             },
             status,
         )
@@ -461,18 +749,27 @@ impl Translator {
 /// The Envoy routes of one route attachment, or why it could not be translated.
 type TranslatedRoute = Arc<Result<Vec<RouteEntry>, String>>;
 
-/// What one gateway's snapshot is assembled from.
+/// One route's attachments to one route table: per attachment, its hostnames, its Envoy
+/// routes, its effective security and the hash of what its Envoy routes were built from.
+type TableEntries = Vec<(Vec<String>, TranslatedRoute, EffectiveSecurity, u64)>;
+
+/// One gateway: what its snapshot is assembled from, and the snapshot.
 #[derive(Debug)]
 struct GatewayWork {
     namespace: String,
     name: String,
     listeners: Vec<ListenerInfo>,
-    /// Route table name → (hostnames, route entries) of each attached route.
-    routes: BTreeMap<String, Vec<(Vec<String>, TranslatedRoute)>>,
-    /// Route table name → the effective security of each attached route.
-    security: BTreeMap<String, Vec<EffectiveSecurity>>,
-    /// Cluster name → (backend key, http2).
-    clusters: BTreeMap<String, (BackendKey, bool)>,
+    /// Route table name → the attachments of each route in it, in route order.
+    routes: BTreeMap<String, BTreeMap<ObjectKey, TableEntries>>,
+    /// Cluster name → (backend key, http2, number of routes using it).
+    clusters: BTreeMap<String, (BackendKey, bool, usize)>,
+    /// The HTTP filters of each route table's connection manager, as last built.
+    filters: BTreeMap<String, Vec<HttpFilter>>,
+    /// Route tables whose routes changed since the snapshot was built.
+    dirty_tables: BTreeSet<String>,
+    /// Clusters added, removed or whose backend changed since the snapshot was built.
+    dirty_clusters: BTreeSet<String>,
+    snapshot: Snapshot,
 }
 
 /// A resolved backend: a `gatehouse.dev` Backend by namespace and name.
@@ -540,13 +837,6 @@ enum AnyRoute<'a> {
 }
 
 impl AnyRoute<'_> {
-    fn kind(&self) -> Kind {
-        match self {
-            Self::Http(_) => Kind::HTTPRoute,
-            Self::Grpc(_) => Kind::GRPCRoute,
-        }
-    }
-
     fn parent_refs(&self) -> &[ParentReference] {
         match self {
             Self::Http(r) => &r.spec.parent_refs,
@@ -610,68 +900,137 @@ fn table_name(l: &ListenerInfo) -> String {
 }
 
 impl Translator {
-    fn attach_routes(
+    /// Takes back what route `key` contributed to the last translation.
+    fn unroute(&mut self, state: &mut State, key: &ObjectKey) {
+        let Some(old) = state.routes.remove(key) else {
+            return;
+        };
+        for (gw, table) in &old.tables {
+            if let Some(work) = state.gateways.get_mut(gw) {
+                if let Some(t) = work.routes.get_mut(table) {
+                    t.remove(key);
+                }
+                work.dirty_tables.insert(table.clone());
+            }
+        }
+        for (gw, cluster) in &old.clusters {
+            let Some(work) = state.gateways.get_mut(gw) else {
+                continue;
+            };
+            let gone = match work.clusters.get_mut(cluster) {
+                Some(c) => {
+                    c.2 = c.2.saturating_sub(1);
+                    (c.2 == 0).then(|| c.0.clone())
+                }
+                None => None,
+            };
+            if let Some(bk) = gone {
+                work.clusters.remove(cluster);
+                work.dirty_clusters.insert(cluster.clone());
+                let id = (bk.port.is_some(), bk.namespace, bk.name);
+                if let Some(users) = state.cluster_users.get_mut(&id) {
+                    users.remove(&(gw.clone(), cluster.clone()));
+                    if users.is_empty() {
+                        state.cluster_users.remove(&id);
+                    }
+                }
+            }
+        }
+        for id in &old.backends {
+            if let Some(users) = state.backend_users.get_mut(id) {
+                users.remove(key);
+                if users.is_empty() {
+                    state.backend_users.remove(id);
+                }
+            }
+        }
+        for k in &old.cache_keys {
+            self.routes.forget(k);
+        }
+        state.status.remove(key);
+        state.security.remove(key);
+    }
+
+    /// Translates route `key` (if it exists) into the gateways' route tables, and records
+    /// what it contributed.
+    fn route(
         &mut self,
         config: &Config,
         index: &security::PolicyIndex<'_>,
-        gateways: &mut BTreeMap<GatewayName, GatewayWork>,
-        out: &mut Translation,
+        state: &mut State,
+        key: &ObjectKey,
+        stats: &mut TranslateStats,
     ) {
-        let http = config
-            .http_routes
-            .iter()
-            .map(|(k, (r, o))| (k, AnyRoute::Http(r), o));
-        let grpc = config
-            .grpc_routes
-            .iter()
-            .map(|(k, (r, o))| (k, AnyRoute::Grpc(r), o));
-        let all: Vec<_> = http.chain(grpc).collect();
-        for ((ns, name), route, origin) in all {
-            let kind = route.kind();
-            let mut parts = Vec::new();
-            for pr in route.parent_refs() {
-                let Some((gw_name, attachments, accepted)) =
-                    attach_one(config, gateways, ns, kind, pr, route.hostnames())
-                else {
-                    continue;
-                };
-                let label = format!(
-                    "{gw_name}{}",
-                    pr.section_name
-                        .as_ref()
-                        .map(|s| format!("/{s}"))
-                        .unwrap_or_default()
-                );
-                let grpc = kind == Kind::GRPCRoute;
-                let mut problems = Vec::new();
-                let mut clusters: Vec<Resolved> = Vec::new();
-                let backends: Vec<ResolvedBackends> = route
-                    .rule_backends()
-                    .iter()
-                    .map(|refs| {
-                        refs.iter()
-                            .map(|r| {
-                                match resolve_backend(config, ns, kind, &r.object_ref(), grpc) {
-                                    Ok(res) => {
-                                        let c = res.0.clone();
-                                        clusters.push(res);
-                                        (Some(c), r.weight.unwrap_or(1))
-                                    }
-                                    Err(p) => {
-                                        problems.push(p);
-                                        (None, r.weight.unwrap_or(1))
-                                    }
+        let id = (key.namespace.clone(), key.name.clone());
+        let (route, origin) = match key.kind {
+            Kind::HTTPRoute => match config.http_routes.get(&id) {
+                Some((r, o)) => (AnyRoute::Http(r), o),
+                None => return,
+            },
+            Kind::GRPCRoute => match config.grpc_routes.get(&id) {
+                Some((r, o)) => (AnyRoute::Grpc(r), o),
+                None => return,
+            },
+            _ => return,
+        };
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
+        let kind = key.kind;
+        let mut rs = RouteState::default();
+        let mut used_clusters: Vec<(GatewayName, String, BackendKey, bool)> = Vec::new();
+        let mut parts = Vec::new();
+        for pr in route.parent_refs() {
+            let Some((gw_name, attachments, accepted)) =
+                attach_one(config, &state.gateways, ns, kind, pr, route.hostnames())
+            else {
+                continue;
+            };
+            let label = format!(
+                "{gw_name}{}",
+                pr.section_name
+                    .as_ref()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default()
+            );
+            let grpc = kind == Kind::GRPCRoute;
+            let mut problems = Vec::new();
+            let mut clusters: Vec<Resolved> = Vec::new();
+            let mut record = |r: &BackendObjectReference, default_ns: &str| {
+                let k = r.kind.as_deref().unwrap_or("Service");
+                let target_ns = r.namespace.as_deref().unwrap_or(default_ns).to_owned();
+                rs.backends
+                    .insert((k == "Service", target_ns, r.name.clone()));
+            };
+            let backends: Vec<ResolvedBackends> = route
+                .rule_backends()
+                .iter()
+                .map(|refs| {
+                    refs.iter()
+                        .map(|r| {
+                            let o = r.object_ref();
+                            record(&o, ns);
+                            match resolve_backend(config, ns, kind, &o, grpc) {
+                                Ok(res) => {
+                                    let c = res.0.clone();
+                                    clusters.push(res);
+                                    (Some(c), r.weight.unwrap_or(1))
                                 }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let mirrors: Vec<Vec<Option<String>>> = route
-                    .mirrors()
-                    .iter()
-                    .map(|ms| {
-                        ms.iter()
-                            .map(|m| match resolve_backend(config, ns, kind, m, false) {
+                                Err(p) => {
+                                    problems.push(p);
+                                    (None, r.weight.unwrap_or(1))
+                                }
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let mirrors: Vec<Vec<Option<String>>> = route
+                .mirrors()
+                .iter()
+                .map(|ms| {
+                    ms.iter()
+                        .map(|m| {
+                            record(m, ns);
+                            match resolve_backend(config, ns, kind, m, false) {
                                 Ok(res) => {
                                     let c = res.0.clone();
                                     clusters.push(res);
@@ -681,291 +1040,292 @@ impl Translator {
                                     problems.push(p);
                                     None
                                 }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let refs_cond = match problems.first() {
-                    None => Condition::ok("ResolvedRefs", "ResolvedRefs", "references resolved"),
-                    Some((reason, msg)) => Condition::fail("ResolvedRefs", reason, msg.clone()),
-                };
-                let mut accepted = accepted;
-                if accepted.status == "True" {
-                    let route_name = format!("{kind}/{ns}/{name}");
-                    for att in &attachments {
-                        let Some(work) = gateways.get_mut(&gw_name) else {
-                            continue;
-                        };
-                        let Some(listener) = work
-                            .listeners
-                            .iter()
-                            .find(|l| l.name == att.listener)
-                            .cloned()
-                        else {
-                            continue;
-                        };
-                        for (c, key, h2) in &clusters {
-                            work.clusters.insert(c.clone(), (key.clone(), *h2));
-                        }
-                        let (gw_ns, gw_nm) = (work.namespace.clone(), work.name.clone());
-                        if let Some((policy, why)) = security::route_blocked_by(
-                            index,
-                            &gw_ns,
-                            &gw_nm,
-                            &att.listener,
-                            kind,
-                            ns,
-                            name,
-                        ) {
-                            accepted = Condition::fail(
-                                "Accepted",
-                                "UnsupportedValue",
-                                format!(
-                                    "SecurityPolicy `{policy}` is invalid ({why}); the route is not programmed until it is fixed"
-                                ),
-                            );
-                            continue;
-                        }
-                        let eff = security::effective_indexed(
-                            index,
-                            &gw_ns,
-                            &gw_nm,
-                            &att.listener,
-                            kind,
-                            ns,
-                            name,
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let refs_cond = match problems.first() {
+                None => Condition::ok("ResolvedRefs", "ResolvedRefs", "references resolved"),
+                Some((reason, msg)) => Condition::fail("ResolvedRefs", reason, msg.clone()),
+            };
+            let mut accepted = accepted;
+            if accepted.status == "True" {
+                let route_name = format!("{kind}/{ns}/{name}");
+                for att in &attachments {
+                    let Some(work) = state.gateways.get_mut(&gw_name) else {
+                        continue;
+                    };
+                    let Some(listener) = work
+                        .listeners
+                        .iter()
+                        .find(|l| l.name == att.listener)
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    for (c, key, h2) in &clusters {
+                        used_clusters.push((gw_name.clone(), c.clone(), key.clone(), *h2));
+                    }
+                    let (gw_ns, gw_nm) = (work.namespace.clone(), work.name.clone());
+                    if let Some((policy, why)) = security::route_blocked_by(
+                        index,
+                        &gw_ns,
+                        &gw_nm,
+                        &att.listener,
+                        kind,
+                        ns,
+                        name,
+                    ) {
+                        accepted = Condition::fail(
+                            "Accepted",
+                            "UnsupportedValue",
+                            format!(
+                                "SecurityPolicy `{policy}` is invalid ({why}); the route is not programmed until it is fixed"
+                            ),
                         );
-                        let (policy_clusters, resolved, problems) = policy_backends(config, &eff);
-                        for (c, key, h2) in resolved {
-                            work.clusters.insert(c, (key, h2));
-                        }
-                        if let Some(msg) = problems.first() {
-                            accepted = Condition::fail(
-                                "Accepted",
-                                "UnsupportedValue",
-                                format!("security policy backend: {msg}"),
-                            );
-                        }
-                        if accepted.status != "True" {
-                            continue;
-                        }
-                        let per_filter =
-                            match security::per_route(&eff, &policy_clusters, &|policy, secret| {
-                                htpasswd(config, policy, secret)
-                            }) {
-                                Ok(m) => m,
-                                Err(e) => {
-                                    accepted = Condition::fail("Accepted", "UnsupportedValue", e);
-                                    continue;
-                                }
-                            };
-                        let cache_key = format!("{gw_name}|{}|{route_name}", att.listener);
-                        let per_filter_bytes: Vec<(&String, &Vec<u8>)> =
-                            per_filter.iter().map(|(k, v)| (k, &v.value)).collect();
-                        let input = match &route {
-                            AnyRoute::Http(r) => hash_of(&(
-                                &r.spec.rules,
-                                &backends,
-                                &mirrors,
-                                &per_filter_bytes,
-                                listener.port,
-                            )),
-                            AnyRoute::Grpc(r) => {
-                                hash_of(&(&r.spec.rules, &backends, &per_filter_bytes))
+                        continue;
+                    }
+                    let eff = security::effective_indexed(
+                        index,
+                        &gw_ns,
+                        &gw_nm,
+                        &att.listener,
+                        kind,
+                        ns,
+                        name,
+                    );
+                    for (r, _, policy_ns) in security::backend_refs(&eff) {
+                        let k = r.kind.as_deref().unwrap_or("Service");
+                        let target_ns = r.namespace.clone().unwrap_or(policy_ns);
+                        rs.backends
+                            .insert((k == "Service", target_ns, r.name.clone()));
+                    }
+                    let (policy_clusters, resolved, problems) = policy_backends(config, &eff);
+                    for (c, key, h2) in resolved {
+                        used_clusters.push((gw_name.clone(), c, key, h2));
+                    }
+                    if let Some(msg) = problems.first() {
+                        accepted = Condition::fail(
+                            "Accepted",
+                            "UnsupportedValue",
+                            format!("security policy backend: {msg}"),
+                        );
+                    }
+                    if accepted.status != "True" {
+                        continue;
+                    }
+                    let per_filter =
+                        match security::per_route(&eff, &policy_clusters, &|policy, secret| {
+                            htpasswd(config, policy, secret)
+                        }) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                accepted = Condition::fail("Accepted", "UnsupportedValue", e);
+                                continue;
                             }
                         };
-                        let (entries, built) = self.routes.get_or_build(&cache_key, input, || {
-                            Arc::new(translate_rules(
-                                &route,
-                                listener.port,
-                                &route_name,
-                                &backends,
-                                &mirrors,
-                                &per_filter,
-                            ))
-                        });
-                        tally(
-                            built,
-                            &mut out.stats.routes_translated,
-                            &mut out.stats.routes_reused,
-                        );
-                        if let Err(e) = entries.as_ref() {
-                            accepted = Condition::fail("Accepted", "UnsupportedValue", e.clone());
-                            continue;
+                    let cache_key = format!("{gw_name}|{}|{route_name}", att.listener);
+                    let per_filter_bytes: Vec<(&String, &Vec<u8>)> =
+                        per_filter.iter().map(|(k, v)| (k, &v.value)).collect();
+                    let input = match &route {
+                        AnyRoute::Http(r) => hash_of(&(
+                            &r.spec.rules,
+                            &backends,
+                            &mirrors,
+                            &per_filter_bytes,
+                            listener.port,
+                        )),
+                        AnyRoute::Grpc(r) => {
+                            hash_of(&(&r.spec.rules, &backends, &per_filter_bytes))
                         }
-                        work.routes
-                            .entry(table_name(&listener))
-                            .or_default()
-                            .push((att.hostnames.clone(), entries));
-                        work.security
-                            .entry(table_name(&listener))
-                            .or_default()
-                            .push(eff.clone());
-                        out.security.push(RouteSecurity {
-                            route: ObjectKey::new(kind, ns, name),
-                            gateway: gw_name.to_string(),
-                            listener: att.listener.clone(),
-                            hostnames: att.hostnames.clone(),
-                            security: eff,
-                        });
+                    };
+                    let (entries, built) = self.routes.get_or_build(&cache_key, input, || {
+                        Arc::new(translate_rules(
+                            &route,
+                            listener.port,
+                            &route_name,
+                            &backends,
+                            &mirrors,
+                            &per_filter,
+                        ))
+                    });
+                    rs.cache_keys.push(cache_key);
+                    tally(
+                        built,
+                        &mut stats.routes_translated,
+                        &mut stats.routes_reused,
+                    );
+                    if let Err(e) = entries.as_ref() {
+                        accepted = Condition::fail("Accepted", "UnsupportedValue", e.clone());
+                        continue;
                     }
+                    let table = table_name(&listener);
+                    work.routes
+                        .entry(table.clone())
+                        .or_default()
+                        .entry(key.clone())
+                        .or_default()
+                        .push((att.hostnames.clone(), entries, eff.clone(), input));
+                    work.dirty_tables.insert(table.clone());
+                    rs.tables.insert((gw_name.clone(), table));
+                    state.security.push(RouteSecurity {
+                        route: key.clone(),
+                        gateway: gw_name.to_string(),
+                        listener: att.listener.clone(),
+                        hostnames: att.hostnames.clone(),
+                        security: eff,
+                    });
                 }
-                parts.push((label, vec![accepted, refs_cond]));
             }
-            out.status.push(ObjectStatus {
-                object: ObjectKey::new(kind, ns, name),
-                origin: origin.clone(),
-                conditions: vec![],
-                parts,
-            });
+            parts.push((label, vec![accepted, refs_cond]));
         }
+        for (gw, cluster, bk, h2) in used_clusters {
+            if !rs.clusters.insert((gw.clone(), cluster.clone())) {
+                continue;
+            }
+            let Some(work) = state.gateways.get_mut(&gw) else {
+                continue;
+            };
+            let entry = work.clusters.entry(cluster.clone()).or_insert_with(|| {
+                work.dirty_clusters.insert(cluster.clone());
+                (bk.clone(), h2, 0)
+            });
+            entry.2 += 1;
+            if entry.2 == 1 {
+                state
+                    .cluster_users
+                    .entry((bk.port.is_some(), bk.namespace, bk.name))
+                    .or_default()
+                    .insert((gw, cluster));
+            }
+        }
+        for id in &rs.backends {
+            state
+                .backend_users
+                .entry(id.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        state.status.push(ObjectStatus {
+            object: key.clone(),
+            origin: origin.clone(),
+            conditions: vec![],
+            parts,
+        });
+        state.routes.insert(key.clone(), rs);
     }
 
-    /// Builds the gateway's snapshot from its listeners, attached routes and clusters, reusing
+    /// Brings the gateway's snapshot up to date: everything when `full`, else the clusters and
+    /// route tables marked dirty (and the listeners, if a table's filters changed), reusing
     /// whatever did not change.
     fn assemble(
         &mut self,
         config: &Config,
         index: &security::PolicyIndex<'_>,
-        work: &GatewayWork,
+        work: &mut GatewayWork,
+        full: bool,
         stats: &mut TranslateStats,
-    ) -> Snapshot {
-        let mut b = Snapshot::builder();
-        // Clusters and their endpoints.
-        for (cluster, (key, h2)) in &work.clusters {
-            if let Some(port) = key.port {
-                // A Service: the cluster depends on nothing but its name; the endpoints come
-                // from the EndpointSlices, so endpoint churn changes the EDS resource only.
-                let eps = service_endpoints(config, &key.namespace, &key.name, port);
-                let input = hash_of(&(&eps, h2));
-                let ((c, e), built) = self.clusters.get_or_build(
-                    &format!("{}|{cluster}", work.namespace),
-                    input,
-                    || {
-                        let c = envoy::eds_cluster(cluster, *h2, None);
-                        let e = envoy::load_assignment(cluster, &eps);
-                        (
-                            Arc::new(Resource::new(cluster.clone(), &c)),
-                            Arc::new(Resource::new(cluster.clone(), &e)),
-                        )
-                    },
-                );
-                tally(built, &mut stats.clusters_built, &mut stats.clusters_reused);
-                b.insert_shared(ResourceType::Cluster, c);
-                b.insert_shared(ResourceType::Endpoint, e);
-                continue;
-            }
-            let Some((backend, _)) = config
-                .backends
-                .get(&(key.namespace.clone(), key.name.clone()))
-            else {
-                continue;
-            };
-            let input = hash_of(&(&backend.spec, h2));
-            let ((c, e), built) =
-                self.clusters
-                    .get_or_build(&format!("{}|{cluster}", work.namespace), input, || {
-                        let tls = backend.spec.tls.as_ref().and_then(|t| {
-                            t.ca_certificate_refs.first().map(|r| {
-                                (t.sni.clone(), format!("ca/{}/{}", key.namespace, r.name))
-                            })
-                        });
-                        let c = envoy::eds_cluster(
-                            cluster,
-                            *h2,
-                            tls.as_ref().map(|(s, c)| (s.as_str(), c.as_str())),
-                        );
-                        let eps: Vec<(String, u16)> = backend
-                            .spec
-                            .endpoints
-                            .iter()
-                            .map(|e| (e.address.clone(), e.port))
-                            .collect();
-                        let e = envoy::load_assignment(cluster, &eps);
-                        (
-                            Arc::new(Resource::new(cluster.clone(), &c)),
-                            Arc::new(Resource::new(cluster.clone(), &e)),
-                        )
-                    });
-            tally(built, &mut stats.clusters_built, &mut stats.clusters_reused);
-            b.insert_shared(ResourceType::Cluster, c);
-            b.insert_shared(ResourceType::Endpoint, e);
-            if let Some(t) = &backend.spec.tls {
-                for r in &t.ca_certificate_refs {
-                    if let Some(s) = ca_secret(config, &key.namespace, &r.name) {
-                        b.secret(&s);
+    ) {
+        let mut b = if full {
+            Snapshot::builder()
+        } else {
+            work.snapshot.to_builder()
+        };
+        let gw_key = format!("{}/{}", work.namespace, work.name);
+        let clusters: Vec<String> = if full {
+            work.clusters.keys().cloned().collect()
+        } else {
+            std::mem::take(&mut work.dirty_clusters)
+                .into_iter()
+                .collect()
+        };
+        for cluster in &clusters {
+            let cache_key = format!("{gw_key}|{cluster}");
+            let built = work
+                .clusters
+                .get(cluster)
+                .and_then(|(key, h2, _)| self.cluster(config, &cache_key, cluster, key, *h2));
+            match built {
+                Some(((c, e), secrets, built)) => {
+                    tally(built, &mut stats.clusters_built, &mut stats.clusters_reused);
+                    b.insert_shared(ResourceType::Cluster, c);
+                    b.insert_shared(ResourceType::Endpoint, e);
+                    for s in &secrets {
+                        b.secret(s);
                     }
+                }
+                None => {
+                    b.remove(ResourceType::Cluster, cluster);
+                    b.remove(ResourceType::Endpoint, cluster);
+                    self.clusters.forget(&cache_key);
                 }
             }
         }
-        // Route tables: one per HTTP port and one per HTTPS listener, virtual hosts by hostname,
-        // routes in Gateway API precedence.
-        let mut tables = BTreeSet::new();
-        for l in &work.listeners {
-            tables.insert(table_name(l));
-        }
+        // Route tables: one per HTTP port and one per HTTPS listener, virtual hosts by
+        // hostname, routes in Gateway API precedence.
+        let all_tables: BTreeSet<String> = work.listeners.iter().map(table_name).collect();
+        let tables: Vec<String> = if full {
+            all_tables.iter().cloned().collect()
+        } else {
+            std::mem::take(&mut work.dirty_tables)
+                .into_iter()
+                .filter(|t| all_tables.contains(t))
+                .collect()
+        };
+        work.dirty_tables.clear();
+        work.dirty_clusters.clear();
+        let mut filters_changed = full;
         for table in &tables {
-            let attached = work
-                .routes
-                .get(table)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let empty = BTreeMap::new();
+            let attached = work.routes.get(table).unwrap_or(&empty);
+            // What each route's Envoy routes were built from identifies them (a pointer would
+            // not: a freed route's memory can be reused by its replacement).
             let input = hash_of(
                 &attached
                     .iter()
-                    .map(|(h, e)| (h.clone(), Arc::as_ptr(e) as usize))
+                    .flat_map(|(k, v)| v.iter().map(move |(h, _, _, i)| (k, h, i)))
                     .collect::<Vec<_>>(),
             );
-            let (rc, built) =
-                self.tables
-                    .get_or_build(&format!("{}|{table}", work.namespace), input, || {
-                        let mut hosts: BTreeMap<String, Vec<&RouteEntry>> = BTreeMap::new();
-                        for (hostnames, entries) in attached {
-                            if let Ok(entries) = entries.as_ref() {
-                                for h in hostnames {
-                                    hosts.entry(h.clone()).or_default().extend(entries.iter());
-                                }
+            let (rc, built) = self
+                .tables
+                .get_or_build(&format!("{gw_key}|{table}"), input, || {
+                    let mut hosts: BTreeMap<&String, Vec<&RouteEntry>> = BTreeMap::new();
+                    for (hostnames, entries, _, _) in attached.values().flatten() {
+                        if let Ok(entries) = entries.as_ref() {
+                            for h in hostnames {
+                                hosts.entry(h).or_default().extend(entries.iter());
                             }
                         }
-                        let virtual_hosts = hosts
-                            .into_iter()
-                            .map(|(host, mut entries)| {
-                                entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-                                VirtualHost {
-                                    name: host.clone(),
-                                    domains: vec![host],
-                                    routes: entries.into_iter().map(|e| e.route.clone()).collect(),
-                                    ..Default::default()
-                                }
-                            })
-                            .collect();
-                        let rc = RouteConfiguration {
-                            name: table.clone(),
-                            virtual_hosts,
-                            ..Default::default()
-                        };
-                        Arc::new(Resource::new(table.clone(), &rc))
-                    });
+                    }
+                    let virtual_hosts = hosts
+                        .into_iter()
+                        .map(|(host, mut entries)| {
+                            entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+                            VirtualHost {
+                                name: host.clone(),
+                                domains: vec![host.clone()],
+                                routes: entries.into_iter().map(|e| e.route.clone()).collect(),
+                                ..Default::default()
+                            }
+                        })
+                        .collect();
+                    let rc = RouteConfiguration {
+                        name: table.clone(),
+                        virtual_hosts,
+                        ..Default::default()
+                    };
+                    Arc::new(Resource::new(table.clone(), &rc))
+                });
             tally(
                 built,
                 &mut stats.route_tables_built,
                 &mut stats.route_tables_reused,
             );
             b.insert_shared(ResourceType::Route, rc);
-        }
-        // Listeners: one per port.
-        let mut ports: BTreeMap<u16, Vec<&ListenerInfo>> = BTreeMap::new();
-        for l in &work.listeners {
-            ports.entry(l.port).or_default().push(l);
-        }
-        // The HTTP filters each route table's connection manager needs.
-        let mut filters: BTreeMap<String, Vec<HttpFilter>> = BTreeMap::new();
-        for table in &tables {
-            let effs: Vec<&EffectiveSecurity> = work
-                .security
-                .get(table)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default();
+            // The HTTP filters the table's connection manager needs.
+            let effs: Vec<&EffectiveSecurity> =
+                attached.values().flatten().map(|(_, _, e, _)| e).collect();
             let mut policy_clusters = security::PolicyClusters::new();
             for e in &effs {
                 policy_clusters.extend(policy_backends(config, e).0);
@@ -974,8 +1334,99 @@ impl Translator {
                 htpasswd(config, policy, secret)
             })
             .unwrap_or_default();
-            filters.insert(table.clone(), fs);
+            if work.filters.get(table) != Some(&fs) {
+                work.filters.insert(table.clone(), fs);
+                filters_changed = true;
+            }
         }
+        if full {
+            work.filters.retain(|t, _| all_tables.contains(t));
+        }
+        if filters_changed {
+            self.listeners_of(config, index, work, &mut b, full, stats);
+        }
+        work.snapshot = b.build();
+    }
+
+    /// The cluster and endpoints of `cluster` (cached under `cache_key`), the CA secrets it
+    /// needs, and whether it was built; `None` if its backend is gone.
+    #[allow(clippy::type_complexity, reason = "a private helper's tuple")]
+    fn cluster(
+        &mut self,
+        config: &Config,
+        cache_key: &str,
+        cluster: &str,
+        key: &BackendKey,
+        h2: bool,
+    ) -> Option<((Arc<Resource>, Arc<Resource>), Vec<EnvoySecret>, bool)> {
+        if let Some(port) = key.port {
+            // A Service: the cluster depends on nothing but its name; the endpoints come from
+            // the EndpointSlices, so endpoint churn changes the EDS resource only.
+            let eps = service_endpoints(config, &key.namespace, &key.name, port);
+            let input = hash_of(&(&eps, h2));
+            let (ce, built) = self.clusters.get_or_build(cache_key, input, || {
+                let c = envoy::eds_cluster(cluster, h2, None);
+                let e = envoy::load_assignment(cluster, &eps);
+                (
+                    Arc::new(Resource::new(cluster, &c)),
+                    Arc::new(Resource::new(cluster, &e)),
+                )
+            });
+            return Some((ce, Vec::new(), built));
+        }
+        let (backend, _) = config
+            .backends
+            .get(&(key.namespace.clone(), key.name.clone()))?;
+        let input = hash_of(&(&backend.spec, h2));
+        let (ce, built) = self.clusters.get_or_build(cache_key, input, || {
+            let tls = backend.spec.tls.as_ref().and_then(|t| {
+                t.ca_certificate_refs
+                    .first()
+                    .map(|r| (t.sni.clone(), format!("ca/{}/{}", key.namespace, r.name)))
+            });
+            let c = envoy::eds_cluster(
+                cluster,
+                h2,
+                tls.as_ref().map(|(s, c)| (s.as_str(), c.as_str())),
+            );
+            let eps: Vec<(String, u16)> = backend
+                .spec
+                .endpoints
+                .iter()
+                .map(|e| (e.address.clone(), e.port))
+                .collect();
+            let e = envoy::load_assignment(cluster, &eps);
+            (
+                Arc::new(Resource::new(cluster, &c)),
+                Arc::new(Resource::new(cluster, &e)),
+            )
+        });
+        let secrets = backend
+            .spec
+            .tls
+            .iter()
+            .flat_map(|t| &t.ca_certificate_refs)
+            .filter_map(|r| ca_secret(config, &key.namespace, &r.name))
+            .collect();
+        Some((ce, secrets, built))
+    }
+
+    /// Builds the gateway's listeners (one per port) into `b`; with `full`, also the secrets
+    /// they refer to (listener certificates and client CAs).
+    fn listeners_of(
+        &mut self,
+        config: &Config,
+        index: &security::PolicyIndex<'_>,
+        work: &GatewayWork,
+        b: &mut crate::snapshot::SnapshotBuilder,
+        full: bool,
+        stats: &mut TranslateStats,
+    ) {
+        let mut ports: BTreeMap<u16, Vec<&ListenerInfo>> = BTreeMap::new();
+        for l in &work.listeners {
+            ports.entry(l.port).or_default().push(l);
+        }
+        let filters = &work.filters;
         // Client certificates required on HTTPS listeners by Gateway policies.
         let client_ca = |l: &ListenerInfo| -> Option<(String, Vec<String>)> {
             let eff = security::effective_indexed(
@@ -995,16 +1446,19 @@ impl Translator {
                 cc.required_sans.clone(),
             ))
         };
-        for l in work.listeners.iter().filter(|l| l.https) {
-            if let Some((ca, _)) = client_ca(l) {
-                let mut parts = ca.splitn(3, '/').skip(1);
-                if let (Some(ns), Some(name)) = (parts.next(), parts.next())
-                    && let Some(s) = ca_secret(config, ns, name)
-                {
-                    b.secret(&s);
+        if full {
+            for l in work.listeners.iter().filter(|l| l.https) {
+                if let Some((ca, _)) = client_ca(l) {
+                    let mut parts = ca.splitn(3, '/').skip(1);
+                    if let (Some(ns), Some(name)) = (parts.next(), parts.next())
+                        && let Some(s) = ca_secret(config, ns, name)
+                    {
+                        b.secret(&s);
+                    }
                 }
             }
         }
+        let gw_key = format!("{}/{}", work.namespace, work.name);
         for (port, ls) in ports {
             let https = ls.iter().any(|l| l.https);
             let name = if https {
@@ -1024,7 +1478,7 @@ impl Translator {
             let input = hash_of(&(&ls, &self.options.bind_address, &filter_bytes, &cas));
             let (listener, built) =
                 self.listeners
-                    .get_or_build(&format!("{}|{name}", work.namespace), input, || {
+                    .get_or_build(&format!("{gw_key}|{name}"), input, || {
                         let l = if https {
                             let mut chains: Vec<envoy::TlsChain> = ls
                                 .iter()
@@ -1059,60 +1513,63 @@ impl Translator {
             );
             b.insert_shared(ResourceType::Listener, listener);
         }
-        // Listener certificates.
-        for l in &work.listeners {
-            for cert in &l.certificates {
-                let mut parts = cert.splitn(3, '/').skip(1);
-                if let (Some(ns), Some(name)) = (parts.next(), parts.next())
-                    && let Ok((crt, key)) = tls_secret(config, ns, name)
-                {
-                    b.secret(&EnvoySecret {
-                        name: cert.clone(),
-                        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
-                            certificate_chain: Some(inline(crt)),
-                            private_key: Some(inline(key)),
-                            ..Default::default()
-                        })),
-                    });
+        if full {
+            // Listener certificates.
+            for l in &work.listeners {
+                for cert in &l.certificates {
+                    let mut parts = cert.splitn(3, '/').skip(1);
+                    if let (Some(ns), Some(name)) = (parts.next(), parts.next())
+                        && let Ok((crt, key)) = tls_secret(config, ns, name)
+                    {
+                        b.secret(&EnvoySecret {
+                            name: cert.clone(),
+                            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                                certificate_chain: Some(inline(crt)),
+                                private_key: Some(inline(key)),
+                                ..Default::default()
+                            })),
+                        });
+                    }
                 }
             }
         }
-        b.build()
     }
+}
 
-    fn status_of_backends(&self, config: &Config, status: &mut Vec<ObjectStatus>) {
-        for ((ns, name), (backend, origin)) in &config.backends {
-            let bad: Vec<String> = backend
-                .spec
-                .endpoints
-                .iter()
-                .filter(|e| e.address.parse::<std::net::IpAddr>().is_err())
-                .map(|e| e.address.clone())
-                .collect();
-            let cond = if backend.spec.endpoints.is_empty() {
-                Condition::fail(
-                    "Accepted",
-                    "Invalid",
-                    "a Backend needs at least one endpoint",
-                )
-            } else if let Some(b) = bad.first() {
-                Condition::fail(
-                    "Accepted",
-                    "Invalid",
-                    format!(
-                        "endpoint address `{b}` is not an IP address (file mode resolves no names)"
-                    ),
-                )
-            } else {
-                Condition::ok("Accepted", "Accepted", "backend accepted")
-            };
-            status.push(ObjectStatus {
-                object: ObjectKey::new(Kind::Backend, ns, name),
-                origin: origin.clone(),
-                conditions: vec![cond],
-                parts: vec![],
-            });
-        }
+/// The status of a Backend.
+fn backend_status(
+    ns: &str,
+    name: &str,
+    backend: &crate::model::Backend,
+    origin: &Origin,
+) -> ObjectStatus {
+    let bad: Vec<&String> = backend
+        .spec
+        .endpoints
+        .iter()
+        .filter(|e| e.address.parse::<std::net::IpAddr>().is_err())
+        .map(|e| &e.address)
+        .collect();
+    let cond = if backend.spec.endpoints.is_empty() {
+        Condition::fail(
+            "Accepted",
+            "Invalid",
+            "a Backend needs at least one endpoint",
+        )
+    } else if let Some(b) = bad.first() {
+        Condition::fail(
+            "Accepted",
+            "Invalid",
+            format!("endpoint address `{b}` is not an IP address (file mode resolves no names)"),
+        )
+    } else {
+        Condition::ok("Accepted", "Accepted", "backend accepted")
+    };
+    ObjectStatus {
+        object: ObjectKey::new(Kind::Backend, ns, name),
+        origin: origin.clone(),
+        conditions: vec![cond],
+        parts: vec![],
     }
 }
 

@@ -92,7 +92,7 @@ fn parent_ref_json(pr: &ParentReference, route_ns: &str) -> Value {
 pub(crate) fn desired(
     state: &ClusterState,
     os: &ObjectStatus,
-    all: &[ObjectStatus],
+    all: &crate::translate::Statuses,
     now: &str,
 ) -> Option<(Watched, Value)> {
     let kind = watched(os.object.kind)?;
@@ -260,7 +260,7 @@ impl StatusPlanner {
     pub(crate) fn plan(
         &mut self,
         state: &ClusterState,
-        objects: &[ObjectStatus],
+        objects: &crate::translate::Statuses,
         more: &[ObjectStatus],
     ) -> Vec<StatusWrite> {
         let now = gatehouse_certs::rfc3339(std::time::SystemTime::now());

@@ -263,8 +263,8 @@ impl DeltaState {
 /// are gone. Both tables are sorted: one merge, shared resources compared by pointer.
 fn fast_diff(
     state: &TypeState,
-    base: &BTreeMap<String, Arc<crate::snapshot::Resource>>,
-    table: &BTreeMap<String, Arc<crate::snapshot::Resource>>,
+    base: &crate::snapshot::Table,
+    table: &crate::snapshot::Table,
 ) -> (Vec<Resource>, Vec<String>) {
     use std::cmp::Ordering;
     let wanted = |n: &String| state.wildcard || state.subscribed.contains(n);

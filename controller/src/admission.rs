@@ -15,7 +15,7 @@ mod cases;
 mod claims;
 mod sources;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub use cases::{CaseResult, TestFile, TestOutcome, run_test_file, test_files};
 pub use claims::{ObjectClaim, claims};
 pub use sources::{admission_data, cedar_files, data_warnings, file_sources, object_sources};
 
-use crate::model::{Config, Kind, ObjectKey, Origin};
+use crate::model::{Changes, Config, Kind, ObjectKey, Origin};
 use crate::translate::{Condition, ObjectStatus, TranslateOptions, Translation, Translator};
 
 /// The reason of the `Accepted=False` condition of a route a policy denies.
@@ -115,8 +115,8 @@ impl ObjectDecision {
 /// The decisions on every object that makes claims.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
-    /// By object.
-    pub objects: BTreeMap<ObjectKey, ObjectDecision>,
+    /// By object (a persistent map: a change to a few routes shares the rest).
+    pub objects: imbl::OrdMap<ObjectKey, ObjectDecision>,
 }
 
 impl Report {
@@ -188,18 +188,39 @@ pub fn evaluate_cached(
         cache.key = key;
         cache.decisions.clear();
     }
+    let decisions = decide(engine, &data, &claims, cache, true);
+    let mut report = Report::default();
+    for (c, d) in claims.iter().zip(&decisions) {
+        fold(&mut report, config, c, d);
+    }
+    Evaluation {
+        claims: claims.into_iter().zip(decisions).collect(),
+        report,
+    }
+}
+
+/// The decision on each of `claims`: from `cache` when judged before with the same policies
+/// and data, else by `engine` (and then cached). With `only_these`, the cache keeps only
+/// `claims` (a whole configuration's).
+fn decide(
+    engine: &Engine,
+    data: &gatehouse_policies::AdmissionData,
+    claims: &[ObjectClaim],
+    cache: &mut DecisionCache,
+    only_these: bool,
+) -> Vec<ClaimDecision> {
     let missing: Vec<gatehouse_policies::Claim> = claims
         .iter()
         .filter(|c| !cache.decisions.contains_key(&c.claim))
         .map(|c| c.claim.clone())
         .collect();
-    let fresh = engine.evaluate(&missing, &data);
-    let mut previous = std::mem::take(&mut cache.decisions);
-    previous.extend(missing.into_iter().zip(fresh));
+    let fresh = engine.evaluate(&missing, data);
+    cache.decisions.extend(missing.into_iter().zip(fresh));
     let decisions: Vec<ClaimDecision> = claims
         .iter()
         .map(|c| {
-            previous
+            cache
+                .decisions
                 .get(&c.claim)
                 .cloned()
                 .unwrap_or_else(|| ClaimDecision {
@@ -213,40 +234,40 @@ pub fn evaluate_cached(
                 })
         })
         .collect();
-    // Keep only what this configuration claims.
-    for (c, d) in claims.iter().zip(&decisions) {
-        cache.decisions.insert(c.claim.clone(), d.clone());
+    if only_these {
+        // Keep only what this configuration claims.
+        let current: std::collections::HashSet<&gatehouse_policies::Claim> =
+            claims.iter().map(|c| &c.claim).collect();
+        cache.decisions.retain(|k, _| current.contains(k));
     }
-    let mut report = Report::default();
-    for (c, d) in claims.iter().zip(&decisions) {
-        let o = report
-            .objects
-            .entry(c.object.clone())
-            .or_insert_with(|| ObjectDecision {
-                object: c.object.clone(),
-                origin: origin_of(config, &c.object),
-                decision: Decision::Allow,
-                claims: 0,
-                findings: Vec::new(),
-            });
-        o.claims += 1;
-        o.decision = o.decision.max(d.decision);
-        for f in &d.findings {
-            let finding = ObjectFinding {
-                policy: f.policy.clone(),
-                enforcement: f.enforcement,
-                message: f.message.clone(),
-                error: f.error,
-                claim: c.claim.to_string(),
-            };
-            if !o.findings.contains(&finding) {
-                o.findings.push(finding);
-            }
+    decisions
+}
+
+/// Adds one claim's decision to its object's.
+fn fold(report: &mut Report, config: &Config, c: &ObjectClaim, d: &ClaimDecision) {
+    let o = report
+        .objects
+        .entry(c.object.clone())
+        .or_insert_with(|| ObjectDecision {
+            object: c.object.clone(),
+            origin: origin_of(config, &c.object),
+            decision: Decision::Allow,
+            claims: 0,
+            findings: Vec::new(),
+        });
+    o.claims += 1;
+    o.decision = o.decision.max(d.decision);
+    for f in &d.findings {
+        let finding = ObjectFinding {
+            policy: f.policy.clone(),
+            enforcement: f.enforcement,
+            message: f.message.clone(),
+            error: f.error,
+            claim: c.claim.to_string(),
+        };
+        if !o.findings.contains(&finding) {
+            o.findings.push(finding);
         }
-    }
-    Evaluation {
-        claims: claims.into_iter().zip(decisions).collect(),
-        report,
     }
 }
 
@@ -298,12 +319,29 @@ pub struct Admitted {
 
 /// A translator that admits: it keeps two incremental translators, one for the whole
 /// configuration (to learn what each route would get) and one for what is admitted, so each
-/// stays incremental across changes.
+/// stays incremental across changes. Decisions are kept too: after a change, only the routes
+/// whose claims may have changed are judged again.
 #[derive(Debug)]
 pub struct Admitter {
     probe: Translator,
     publish: Translator,
+    /// Whether `publish` translated the last configuration (it is skipped while nothing is
+    /// denied, and then starts over).
+    publish_synced: bool,
     cache: DecisionCache,
+    judged: Option<Judged>,
+}
+
+/// The last evaluation, to judge again only what changed.
+#[derive(Debug)]
+struct Judged {
+    /// The policy set and data it is valid for.
+    key: u64,
+    /// The attachments it judged.
+    security: crate::translate::Securities,
+    report: Report,
+    /// Each route's claims.
+    claims: HashMap<ObjectKey, Vec<gatehouse_policies::Claim>>,
 }
 
 impl Admitter {
@@ -312,93 +350,186 @@ impl Admitter {
         Self {
             probe: Translator::new(options.clone()),
             publish: Translator::new(options),
+            publish_synced: false,
             cache: DecisionCache::default(),
+            judged: None,
         }
     }
 
     /// Translates `config`, admitting it with `policies`.
     pub fn translate(&mut self, config: &Config, policies: &Policies) -> Admitted {
-        let probe = self.probe.translate(config);
-        let report = match policies {
-            Policies::Off => Report::default(),
-            Policies::Enforce(e) if e.is_empty() => Report::default(),
-            Policies::Enforce(e) => evaluate_cached(e, config, &probe, &mut self.cache).report,
-            Policies::RefuseAll(why) => refuse_all(config, &probe, why),
-        };
-        admit(config, probe, report, &mut self.publish)
+        self.translate_changes(config, &Changes::everything(), policies)
     }
-}
 
-/// Applies `report` to a probe translation: drops denied routes (translating again without
-/// them) and writes their conditions.
-fn admit(
-    config: &Config,
-    probe: Translation,
-    report: Report,
-    publish: &mut Translator,
-) -> Admitted {
-    let denied: Vec<&ObjectDecision> = report.denied().collect();
-    let mut translation = if denied.is_empty() {
-        probe.clone()
-    } else {
-        let mut admitted = config.clone();
-        for d in &denied {
-            let id = (d.object.namespace.clone(), d.object.name.clone());
-            match d.object.kind {
-                Kind::HTTPRoute => {
-                    admitted.http_routes.remove(&id);
+    /// Translates `config`, of which only `changes` changed since the last call (see
+    /// [`Translator::translate_changes`]), admitting it with `policies`. Only the routes whose
+    /// claims may have changed are judged again, unless the policies or their data changed.
+    pub fn translate_changes(
+        &mut self,
+        config: &Config,
+        changes: &Changes,
+        policies: &Policies,
+    ) -> Admitted {
+        let probe = self.probe.translate_changes(config, changes);
+        let report = match policies {
+            Policies::Off => {
+                self.judged = None;
+                Report::default()
+            }
+            Policies::Enforce(e) if e.is_empty() => {
+                self.judged = None;
+                Report::default()
+            }
+            Policies::Enforce(e) => self.evaluate(e, config, changes, &probe),
+            Policies::RefuseAll(why) => {
+                self.judged = None;
+                refuse_all(config, &probe, why)
+            }
+        };
+        self.admit(config, changes, probe, report)
+    }
+
+    /// The decisions on `probe`: the routes that changed are judged again, the others keep
+    /// theirs while the policies and their data stay the same.
+    fn evaluate(
+        &mut self,
+        engine: &Engine,
+        config: &Config,
+        changes: &Changes,
+        probe: &Translation,
+    ) -> Report {
+        let data = admission_data(config);
+        let key = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.fingerprint().hash(&mut h);
+            data.hash(&mut h);
+            h.finish()
+        };
+        if let Some(j) = &mut self.judged
+            && j.key == key
+            && !changes.everything
+        {
+            let mut routes: BTreeSet<ObjectKey> =
+                j.security.changed_since(&probe.security).into_iter().collect();
+            routes.extend(
+                changes
+                    .http_routes
+                    .iter()
+                    .map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n)),
+            );
+            routes.extend(
+                changes
+                    .grpc_routes
+                    .iter()
+                    .map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)),
+            );
+            for r in &routes {
+                j.report.objects.remove(r);
+                for c in j.claims.remove(r).unwrap_or_default() {
+                    self.cache.decisions.remove(&c);
                 }
-                Kind::GRPCRoute => {
-                    admitted.grpc_routes.remove(&id);
-                }
-                _ => {}
+            }
+            let claims = claims::claims_of(
+                config,
+                routes.iter().flat_map(|r| probe.security.of(r)),
+            );
+            let decisions = decide(engine, &data, &claims, &mut self.cache, false);
+            for (c, d) in claims.iter().zip(&decisions) {
+                fold(&mut j.report, config, c, d);
+                j.claims
+                    .entry(c.object.clone())
+                    .or_default()
+                    .push(c.claim.clone());
+            }
+            j.security = probe.security.clone();
+            return j.report.clone();
+        }
+        let ev = evaluate_cached(engine, config, probe, &mut self.cache);
+        let mut by_route: HashMap<ObjectKey, Vec<gatehouse_policies::Claim>> = HashMap::new();
+        for (c, _) in &ev.claims {
+            by_route
+                .entry(c.object.clone())
+                .or_default()
+                .push(c.claim.clone());
+        }
+        self.judged = Some(Judged {
+            key,
+            security: probe.security.clone(),
+            report: ev.report.clone(),
+            claims: by_route,
+        });
+        ev.report
+    }
+
+    /// Applies `report` to the probe translation: denied routes are translated as absent
+    /// and get their conditions; warned routes get a warning condition.
+    fn admit(
+        &mut self,
+        config: &Config,
+        changes: &Changes,
+        probe: Translation,
+        report: Report,
+    ) -> Admitted {
+        let denied: BTreeSet<ObjectKey> = report.denied().map(|d| d.object.clone()).collect();
+        let mut translation = if denied.is_empty() {
+            self.publish_synced = false;
+            probe.clone()
+        } else {
+            let changes = if self.publish_synced {
+                changes.clone()
+            } else {
+                Changes::everything()
+            };
+            self.publish_synced = true;
+            let mut t = self
+                .publish
+                .translate_excluding(config, &changes, &denied);
+            for d in report.denied() {
+                let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
+                let parts = probe
+                    .status
+                    .get(&d.object)
+                    .map(|s| {
+                        s.parts
+                            .iter()
+                            .map(|(label, conds)| {
+                                let conds = conds
+                                    .iter()
+                                    .map(|c| {
+                                        if c.condition_type == "Accepted" {
+                                            cond.clone()
+                                        } else {
+                                            c.clone()
+                                        }
+                                    })
+                                    .collect();
+                                (label.clone(), conds)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                t.status.push(ObjectStatus {
+                    object: d.object.clone(),
+                    origin: d.origin.clone(),
+                    conditions: vec![cond],
+                    parts,
+                });
+            }
+            t
+        };
+        for o in report.objects.values() {
+            if o.decision == Decision::Warn
+                && let Some(s) = translation.status.get_mut(&o.object)
+            {
+                s.conditions
+                    .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));
             }
         }
-        let mut t = publish.translate(&admitted);
-        for d in &denied {
-            let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
-            let parts = probe
-                .status
-                .get(&d.object)
-                .map(|s| {
-                    s.parts
-                        .iter()
-                        .map(|(label, conds)| {
-                            let conds = conds
-                                .iter()
-                                .map(|c| {
-                                    if c.condition_type == "Accepted" {
-                                        cond.clone()
-                                    } else {
-                                        c.clone()
-                                    }
-                                })
-                                .collect();
-                            (label.clone(), conds)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            t.status.push(ObjectStatus {
-                object: d.object.clone(),
-                origin: d.origin.clone(),
-                conditions: vec![cond],
-                parts,
-            });
+        Admitted {
+            translation,
+            report,
         }
-        t
-    };
-    for o in report.objects.values() {
-        if o.decision == Decision::Warn
-            && let Some(s) = translation.status.get_mut(&o.object)
-        {
-            s.conditions
-                .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));
-        }
-    }
-    Admitted {
-        translation,
-        report,
     }
 }
 

@@ -284,6 +284,26 @@ impl Securities {
         self.0.remove(route);
     }
 
+    /// The attachments of `route`.
+    pub fn of(&self, route: &ObjectKey) -> &[RouteSecurity] {
+        self.0.get(route).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The routes whose security differs between `self` and `newer`.
+    pub fn changed_since(&self, newer: &Securities) -> Vec<ObjectKey> {
+        if self.0.ptr_eq(&newer.0) {
+            return Vec::new();
+        }
+        self.0
+            .diff(&newer.0)
+            .map(|d| match d {
+                imbl::ordmap::DiffItem::Add(k, _)
+                | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+                | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+            })
+            .collect()
+    }
+
     /// Number of attachments.
     pub fn len(&self) -> usize {
         self.0.values().map(Vec::len).sum()
@@ -369,6 +389,8 @@ pub struct Translator {
     clusters: Cache<(Arc<Resource>, Arc<Resource>)>,
     listeners: Cache<Arc<Resource>>,
     state: Option<State>,
+    /// Routes translated as if they did not exist (denied by admission).
+    excluded: BTreeSet<ObjectKey>,
 }
 
 impl Translator {
@@ -383,6 +405,31 @@ impl Translator {
     /// Translates `config` (everything is looked at; unchanged outputs are reused).
     pub fn translate(&mut self, config: &Config) -> Translation {
         self.translate_changes(config, &Changes::everything())
+    }
+
+    /// [`Translator::translate_changes`], with the routes of `excluded` treated as absent (what
+    /// admission denied).
+    pub fn translate_excluding(
+        &mut self,
+        config: &Config,
+        changes: &Changes,
+        excluded: &BTreeSet<ObjectKey>,
+    ) -> Translation {
+        let mut changes = changes.clone();
+        for k in self.excluded.symmetric_difference(excluded) {
+            let id = (k.namespace.clone(), k.name.clone());
+            match k.kind {
+                Kind::HTTPRoute => {
+                    changes.http_routes.insert(id);
+                }
+                Kind::GRPCRoute => {
+                    changes.grpc_routes.insert(id);
+                }
+                _ => changes.everything = true,
+            }
+        }
+        self.excluded = excluded.clone();
+        self.translate_changes(config, &changes)
     }
 
     /// Translates `config`, knowing that only `changes` changed since the last translation:
@@ -961,6 +1008,9 @@ impl Translator {
         key: &ObjectKey,
         stats: &mut TranslateStats,
     ) {
+        if self.excluded.contains(key) {
+            return;
+        }
         let id = (key.namespace.clone(), key.name.clone());
         let (route, origin) = match key.kind {
             Kind::HTTPRoute => match config.http_routes.get(&id) {

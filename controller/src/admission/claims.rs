@@ -339,6 +339,18 @@ pub fn claims(config: &Config, translation: &Translation) -> Vec<ObjectClaim> {
     out
 }
 
+/// The claims of some route attachments.
+pub(crate) fn claims_of<'a>(
+    config: &Config,
+    attachments: impl Iterator<Item = &'a RouteSecurity>,
+) -> Vec<ObjectClaim> {
+    let mut out = Vec::new();
+    for rs in attachments {
+        attachment_claims(config, rs, &mut out);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

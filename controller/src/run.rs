@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::admission::{Admitter, POLICY_WARNING, Policies, PolicyLoader, Report};
 use crate::discover::SnapshotCache;
 use crate::model::Config;
-use crate::source::FileSource;
+use crate::source::{FileSource, Touched};
 use crate::status_file::StatusReport;
 use crate::translate::TranslateOptions;
 use crate::xds::ProxyRegistry;
@@ -57,11 +57,12 @@ impl FileControlPlane {
                 (None, tokio::sync::mpsc::channel(1).1)
             }
         };
-        let mut reload = true;
+        let mut reload = Some(Touched::All);
         loop {
-            if reload {
-                let r = source.reload();
-                let current = pipeline.apply(Some(&self.dir), &r.config, r.diagnostics);
+            if let Some(touched) = reload.take() {
+                let r = source.reload_touched(&touched);
+                let current =
+                    pipeline.apply(Some(&self.dir), source.config(), &r.changes, r.diagnostics);
                 let _ = gateways.send(current);
             }
             if let Some(path) = &self.status_file {
@@ -80,10 +81,10 @@ impl FileControlPlane {
             }
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => return,
-                Some(()) = changes.recv() => reload = true,
+                Some(touched) = changes.recv() => reload = Some(touched),
                 () = tokio::time::sleep(Duration::from_secs(2)) => {
                     // Refresh the status (proxies) and catch changes a watcher may have missed.
-                    reload = _watcher.is_none();
+                    reload = _watcher.is_none().then_some(Touched::All);
                 }
             }
         }
@@ -149,6 +150,7 @@ impl Pipeline {
         &mut self,
         policy_dir: Option<&Path>,
         config: &Config,
+        _changes: &crate::model::Changes,
         mut diagnostics: Vec<crate::model::Diagnostic>,
     ) -> BTreeSet<GatewayName> {
         // Policies: `*.cedar` files and GatewayPolicy self.objects. A set that does not

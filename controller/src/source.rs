@@ -3,4 +3,4 @@
 
 mod file;
 
-pub use file::{FileSource, Reload};
+pub use file::{FileSource, Reload, Touched};

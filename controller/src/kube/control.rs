@@ -128,7 +128,8 @@ impl KubeControlPlane {
                 dirty = true;
             }
             if dirty {
-                let current = pipeline.apply(None, &state.config, state.diagnostics());
+                let changes = state.take_changes();
+                let current = pipeline.apply(None, &state.config, &changes, state.diagnostics());
                 let _ = gateways.send(current);
             }
             let leading = *leader.borrow();

@@ -9,7 +9,9 @@ use kube::api::DynamicObject;
 use serde::de::DeserializeOwned;
 
 use super::watch::{Change, Watched};
-use crate::model::{Config, Diagnostic, Objects, Origin};
+use crate::model::{
+    Changes, Config, Diagnostic, EndpointSlice, Objects, Origin, SERVICE_NAME_LABEL,
+};
 
 /// What the API last said of an object the controller writes status on.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -37,6 +39,8 @@ pub(crate) struct ClusterState {
     pub(crate) secret_changes: u64,
     /// Watches that have listed at least once: kind and namespace (for namespaced watches).
     listed: BTreeSet<(Watched, Option<String>)>,
+    /// What changed in `config` since [`ClusterState::take_changes`] was last called.
+    changes: Changes,
 }
 
 /// Where an object read from the API came from, for diagnostics and status.
@@ -56,11 +60,20 @@ fn parse<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
     serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
-fn put<T>(map: &mut Objects<T>, ns: &str, name: &str, v: T, kind: Watched) {
-    map.insert(
-        (ns.to_owned(), name.to_owned()),
-        (v, origin(kind, ns, name)),
-    );
+/// Puts an object in force; whether that changed what was in force.
+fn put<T: PartialEq>(map: &mut Objects<T>, ns: &str, name: &str, v: T, kind: Watched) -> bool {
+    let entry = (v, origin(kind, ns, name));
+    let key = (ns.to_owned(), name.to_owned());
+    if map.get(&key) == Some(&entry) {
+        return false;
+    }
+    map.insert(key, entry);
+    true
+}
+
+/// The Service an EndpointSlice belongs to.
+fn slice_service(slice: &EndpointSlice) -> Option<&String> {
+    slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)
 }
 
 fn keys<T>(map: &Objects<T>) -> Vec<(String, String)> {
@@ -84,6 +97,51 @@ impl ClusterState {
         self.invalid.values().cloned().collect()
     }
 
+    /// What changed in the configuration since the last call. A re-list changes everything, so
+    /// the first call after the initial lists says everything.
+    pub(crate) fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Records that the object `kind` `ns`/`name` changed in the configuration.
+    fn note(&mut self, kind: Watched, ns: &str, name: &str) {
+        let key = (ns.to_owned(), name.to_owned());
+        match kind {
+            Watched::HttpRoute => {
+                self.changes.http_routes.insert(key);
+            }
+            Watched::GrpcRoute => {
+                self.changes.grpc_routes.insert(key);
+            }
+            Watched::Backend => {
+                self.changes.backends.insert(key);
+            }
+            // The Service of the slice as it is now (the caller adds the one it had before).
+            Watched::EndpointSlice => {
+                if let Some(service) = self.endpoints_service(ns, name) {
+                    self.changes.service_endpoints.insert(service);
+                }
+            }
+            Watched::GatewayClass
+            | Watched::Gateway
+            | Watched::ReferenceGrant
+            | Watched::Service
+            | Watched::Namespace
+            | Watched::Secret
+            | Watched::SecurityPolicy
+            | Watched::GatewayPolicy => self.changes.everything = true,
+        }
+    }
+
+    /// The Service (namespace and name) of the EndpointSlice `ns`/`name` in force, if any.
+    fn endpoints_service(&self, ns: &str, name: &str) -> Option<(String, String)> {
+        self.config
+            .endpoint_slices
+            .get(&(ns.to_owned(), name.to_owned()))
+            .and_then(|(s, _)| slice_service(s))
+            .map(|service| (ns.to_owned(), service.clone()))
+    }
+
     /// Applies one change.
     pub(crate) fn apply(&mut self, change: Change) {
         match change {
@@ -97,6 +155,8 @@ impl ClusterState {
                 namespace,
                 objects,
             } => {
+                // A re-list may replace anything of the kind.
+                self.changes.everything = true;
                 let present: BTreeSet<(String, String)> =
                     objects.iter().map(|o| ns_name(kind, o)).collect();
                 for (ns, name) in self.keys(kind) {
@@ -166,6 +226,11 @@ impl ClusterState {
                 return;
             }
         };
+        // The Service the slice belongs to before the change.
+        let service_before = match kind {
+            Watched::EndpointSlice => self.endpoints_service(&ns, &name),
+            _ => None,
+        };
         let c = &mut self.config;
         let result = match kind {
             Watched::GatewayClass => {
@@ -186,19 +251,16 @@ impl ClusterState {
                 parse(value).map(|o| put(&mut c.endpoint_slices, &ns, &name, o, kind))
             }
             Watched::Namespace => {
-                c.namespace_labels.insert(
-                    name.clone(),
-                    object.metadata.labels.clone().unwrap_or_default(),
-                );
-                Ok(())
+                let labels = object.metadata.labels.clone().unwrap_or_default();
+                Ok(c.namespace_labels.insert(name.clone(), labels.clone()) != Some(labels))
             }
             Watched::Secret => {
                 parse::<k8s_openapi::api::core::v1::Secret>(value.clone()).and_then(|raw| {
                     let model = parse(value)?;
-                    put(&mut c.secrets, &ns, &name, model, kind);
+                    let changed = put(&mut c.secrets, &ns, &name, model, kind);
                     self.secrets.insert((ns.clone(), name.clone()), raw);
                     self.secret_changes += 1;
-                    Ok(())
+                    Ok(changed)
                 })
             }
             Watched::Backend => parse(value).map(|o| put(&mut c.backends, &ns, &name, o, kind)),
@@ -210,7 +272,11 @@ impl ClusterState {
             }
         };
         match result {
-            Ok(()) => {
+            Ok(changed) => {
+                if changed {
+                    self.note(kind, &ns, &name);
+                    self.changes.service_endpoints.extend(service_before);
+                }
                 self.invalid.remove(&(kind, ns, name));
             }
             Err(e) => self.invalid(kind, &ns, &name, e),
@@ -233,24 +299,32 @@ impl ClusterState {
 
     fn remove(&mut self, kind: Watched, ns: &str, name: &str) {
         let key = (ns.to_owned(), name.to_owned());
+        let service_before = match kind {
+            Watched::EndpointSlice => self.endpoints_service(ns, name),
+            _ => None,
+        };
         let c = &mut self.config;
-        match kind {
-            Watched::GatewayClass => drop(c.gateway_classes.remove(&key)),
-            Watched::Gateway => drop(c.gateways.remove(&key)),
-            Watched::HttpRoute => drop(c.http_routes.remove(&key)),
-            Watched::GrpcRoute => drop(c.grpc_routes.remove(&key)),
-            Watched::ReferenceGrant => drop(c.reference_grants.remove(&key)),
-            Watched::Service => drop(c.services.remove(&key)),
-            Watched::EndpointSlice => drop(c.endpoint_slices.remove(&key)),
-            Watched::Namespace => drop(c.namespace_labels.remove(name)),
+        let removed = match kind {
+            Watched::GatewayClass => c.gateway_classes.remove(&key).is_some(),
+            Watched::Gateway => c.gateways.remove(&key).is_some(),
+            Watched::HttpRoute => c.http_routes.remove(&key).is_some(),
+            Watched::GrpcRoute => c.grpc_routes.remove(&key).is_some(),
+            Watched::ReferenceGrant => c.reference_grants.remove(&key).is_some(),
+            Watched::Service => c.services.remove(&key).is_some(),
+            Watched::EndpointSlice => c.endpoint_slices.remove(&key).is_some(),
+            Watched::Namespace => c.namespace_labels.remove(name).is_some(),
             Watched::Secret => {
-                c.secrets.remove(&key);
                 self.secrets.remove(&key);
                 self.secret_changes += 1;
+                c.secrets.remove(&key).is_some()
             }
-            Watched::Backend => drop(c.backends.remove(&key)),
-            Watched::SecurityPolicy => drop(c.security_policies.remove(&key)),
-            Watched::GatewayPolicy => drop(c.gateway_policies.remove(&key)),
+            Watched::Backend => c.backends.remove(&key).is_some(),
+            Watched::SecurityPolicy => c.security_policies.remove(&key).is_some(),
+            Watched::GatewayPolicy => c.gateway_policies.remove(&key).is_some(),
+        };
+        if removed {
+            self.note(kind, ns, name);
+            self.changes.service_endpoints.extend(service_before);
         }
         self.invalid.remove(&(kind, key.0.clone(), key.1.clone()));
         self.observed.remove(&(kind, key.0, key.1));
@@ -268,4 +342,204 @@ fn ns_name(kind: Watched, o: &DynamicObject) -> (String, String) {
         String::new()
     };
     (ns, o.metadata.name.clone().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn object(kind: Watched, ns: &str, name: &str, data: Value) -> DynamicObject {
+        let mut o = DynamicObject::new(name, &kind.api_resource()).data(data);
+        if kind.namespaced() {
+            o = o.within(ns);
+        }
+        o
+    }
+
+    fn route(name: &str, host: &str) -> DynamicObject {
+        object(
+            Watched::HttpRoute,
+            "ns",
+            name,
+            json!({"spec": {"hostnames": [host]}}),
+        )
+    }
+
+    fn slice(name: &str, service: &str, address: &str) -> DynamicObject {
+        let mut o = object(
+            Watched::EndpointSlice,
+            "ns",
+            name,
+            json!({"addressType": "IPv4", "endpoints": [{"addresses": [address]}]}),
+        );
+        o.metadata.labels = Some([(SERVICE_NAME_LABEL.to_owned(), service.to_owned())].into());
+        o
+    }
+
+    fn applied(kind: Watched, object: DynamicObject) -> Change {
+        Change::Applied { kind, object }
+    }
+
+    fn names(names: &[&str]) -> BTreeSet<(String, String)> {
+        names
+            .iter()
+            .map(|n| ("ns".to_owned(), (*n).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn routes_and_backends_are_named() {
+        let mut state = ClusterState::default();
+        assert!(state.take_changes().is_empty());
+
+        state.apply(applied(Watched::HttpRoute, route("r1", "a.example")));
+        state.apply(applied(Watched::HttpRoute, route("r2", "a.example")));
+        let c = state.take_changes();
+        assert_eq!(c.http_routes, names(&["r1", "r2"]));
+        assert!(!c.everything);
+        assert!(state.take_changes().is_empty(), "taken");
+
+        // Only the status changed (the controller's own write): nothing in the model did.
+        let mut with_status = route("r1", "a.example");
+        with_status.data["status"] = json!({"parents": []});
+        state.apply(applied(Watched::HttpRoute, with_status));
+        assert!(state.take_changes().is_empty());
+
+        state.apply(applied(Watched::HttpRoute, route("r1", "b.example")));
+        assert_eq!(state.take_changes().http_routes, names(&["r1"]));
+
+        // An invalid version: the last valid one stays, nothing changed.
+        state.apply(applied(
+            Watched::HttpRoute,
+            object(
+                Watched::HttpRoute,
+                "ns",
+                "r1",
+                json!({"spec": {"hostnamez": []}}),
+            ),
+        ));
+        assert!(state.take_changes().is_empty());
+        assert_eq!(state.diagnostics().len(), 1);
+
+        state.apply(Change::Deleted {
+            kind: Watched::HttpRoute,
+            object: route("r2", "a.example"),
+        });
+        state.apply(applied(
+            Watched::GrpcRoute,
+            object(Watched::GrpcRoute, "ns", "g", json!({"spec": {}})),
+        ));
+        state.apply(applied(
+            Watched::Backend,
+            object(
+                Watched::Backend,
+                "ns",
+                "b",
+                json!({"spec": {"endpoints": [{"address": "127.0.0.1", "port": 9000}]}}),
+            ),
+        ));
+        let c = state.take_changes();
+        assert_eq!(
+            c,
+            Changes {
+                http_routes: names(&["r2"]),
+                grpc_routes: names(&["g"]),
+                backends: names(&["b"]),
+                ..Changes::default()
+            }
+        );
+
+        // Deleting what is not there changes nothing.
+        state.apply(Change::Deleted {
+            kind: Watched::HttpRoute,
+            object: route("r2", "a.example"),
+        });
+        assert!(state.take_changes().is_empty());
+    }
+
+    #[test]
+    fn endpoint_slices_name_their_service_before_and_after() {
+        let mut state = ClusterState::default();
+        state.apply(applied(
+            Watched::EndpointSlice,
+            slice("s1", "svc-a", "10.0.0.1"),
+        ));
+        assert_eq!(state.take_changes().service_endpoints, names(&["svc-a"]));
+
+        state.apply(applied(
+            Watched::EndpointSlice,
+            slice("s1", "svc-a", "10.0.0.1"),
+        ));
+        assert!(state.take_changes().is_empty(), "the same slice again");
+
+        state.apply(applied(
+            Watched::EndpointSlice,
+            slice("s1", "svc-b", "10.0.0.2"),
+        ));
+        let c = state.take_changes();
+        assert_eq!(c.service_endpoints, names(&["svc-a", "svc-b"]));
+        assert!(!c.everything && c.len() == 2);
+
+        state.apply(Change::Deleted {
+            kind: Watched::EndpointSlice,
+            object: slice("s1", "svc-b", "10.0.0.2"),
+        });
+        assert_eq!(
+            state.take_changes(),
+            Changes {
+                service_endpoints: names(&["svc-b"]),
+                ..Changes::default()
+            }
+        );
+    }
+
+    #[test]
+    fn other_kinds_and_lists_change_everything() {
+        let mut state = ClusterState::default();
+        state.apply(Change::Listed {
+            kind: Watched::HttpRoute,
+            namespace: None,
+            objects: vec![route("r1", "a.example")],
+        });
+        assert!(state.take_changes().everything, "a list");
+        assert!(
+            state
+                .config
+                .http_routes
+                .contains_key(&("ns".into(), "r1".into()))
+        );
+
+        let gateway = object(
+            Watched::Gateway,
+            "ns",
+            "gw",
+            json!({"spec": {"gatewayClassName": "gatehouse", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        );
+        state.apply(applied(Watched::Gateway, gateway.clone()));
+        assert_eq!(state.take_changes(), Changes::everything());
+        state.apply(applied(Watched::Gateway, gateway.clone()));
+        assert!(state.take_changes().is_empty(), "the same Gateway again");
+        state.apply(Change::Deleted {
+            kind: Watched::Gateway,
+            object: gateway,
+        });
+        assert!(state.take_changes().everything);
+
+        let mut ns = object(Watched::Namespace, "", "team", json!({}));
+        ns.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        state.apply(applied(Watched::Namespace, ns.clone()));
+        assert!(state.take_changes().everything);
+        state.apply(applied(Watched::Namespace, ns));
+        assert!(state.take_changes().is_empty());
+
+        state.apply(applied(
+            Watched::Service,
+            object(Watched::Service, "ns", "svc", json!({"spec": {}})),
+        ));
+        assert!(state.take_changes().everything);
+    }
 }

@@ -314,6 +314,34 @@ pub fn load_into(config: &mut Config, file: &str, text: &str) -> usize {
     diags.len()
 }
 
+/// [`load_into`], returning what changed the way a source reports it.
+pub fn apply_doc(
+    config: &mut Config,
+    file: &str,
+    text: &str,
+) -> gatehouse_controller::model::Changes {
+    let mut fragment = Config::default();
+    let mut diags = Vec::new();
+    load_text(&mut fragment, &mut diags, Path::new(file), text);
+    let mut changes = gatehouse_controller::model::Changes::default();
+    changes
+        .http_routes
+        .extend(fragment.http_routes.keys().cloned());
+    changes
+        .grpc_routes
+        .extend(fragment.grpc_routes.keys().cloned());
+    changes.backends.extend(fragment.backends.keys().cloned());
+    let others = fragment.gateway_classes.len()
+        + fragment.gateways.len()
+        + fragment.reference_grants.len()
+        + fragment.secrets.len()
+        + fragment.security_policies.len()
+        + fragment.gateway_policies.len();
+    changes.everything = others > 0;
+    load_into(config, file, text);
+    changes
+}
+
 /// A PEM certificate chain and private key for the HTTPS listeners.
 #[derive(Clone, Debug)]
 pub struct TlsPair {

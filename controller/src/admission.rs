@@ -330,6 +330,7 @@ pub struct Admitter {
     publish_synced: bool,
     cache: DecisionCache,
     judged: Option<Judged>,
+    last: Option<LastAdmission>,
 }
 
 /// The last evaluation, to judge again only what changed.
@@ -353,6 +354,7 @@ impl Admitter {
             publish_synced: false,
             cache: DecisionCache::default(),
             judged: None,
+            last: None,
         }
     }
 
@@ -410,8 +412,11 @@ impl Admitter {
             && j.key == key
             && !changes.everything
         {
-            let mut routes: BTreeSet<ObjectKey> =
-                j.security.changed_since(&probe.security).into_iter().collect();
+            let mut routes: BTreeSet<ObjectKey> = j
+                .security
+                .changed_since(&probe.security)
+                .into_iter()
+                .collect();
             routes.extend(
                 changes
                     .http_routes
@@ -430,10 +435,8 @@ impl Admitter {
                     self.cache.decisions.remove(&c);
                 }
             }
-            let claims = claims::claims_of(
-                config,
-                routes.iter().flat_map(|r| probe.security.of(r)),
-            );
+            let claims =
+                claims::claims_of(config, routes.iter().flat_map(|r| probe.security.of(r)));
             let decisions = decide(engine, &data, &claims, &mut self.cache, false);
             for (c, d) in claims.iter().zip(&decisions) {
                 fold(&mut j.report, config, c, d);
@@ -463,7 +466,8 @@ impl Admitter {
     }
 
     /// Applies `report` to the probe translation: denied routes are translated as absent
-    /// and get their conditions; warned routes get a warning condition.
+    /// and get their conditions; warned routes get a warning condition. Only the statuses of
+    /// objects whose translation or decision changed are worked out again.
     fn admit(
         &mut self,
         config: &Config,
@@ -472,64 +476,132 @@ impl Admitter {
         report: Report,
     ) -> Admitted {
         let denied: BTreeSet<ObjectKey> = report.denied().map(|d| d.object.clone()).collect();
-        let mut translation = if denied.is_empty() {
-            self.publish_synced = false;
-            probe.clone()
-        } else {
+        let use_publish = !denied.is_empty();
+        let mut translation = if use_publish {
             let changes = if self.publish_synced {
                 changes.clone()
             } else {
                 Changes::everything()
             };
             self.publish_synced = true;
-            let mut t = self
-                .publish
-                .translate_excluding(config, &changes, &denied);
-            for d in report.denied() {
-                let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
-                let parts = probe
-                    .status
-                    .get(&d.object)
-                    .map(|s| {
-                        s.parts
-                            .iter()
-                            .map(|(label, conds)| {
-                                let conds = conds
-                                    .iter()
-                                    .map(|c| {
-                                        if c.condition_type == "Accepted" {
-                                            cond.clone()
-                                        } else {
-                                            c.clone()
-                                        }
-                                    })
-                                    .collect();
-                                (label.clone(), conds)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                t.status.push(ObjectStatus {
-                    object: d.object.clone(),
-                    origin: d.origin.clone(),
-                    conditions: vec![cond],
-                    parts,
-                });
-            }
-            t
+            self.publish.translate_excluding(config, &changes, &denied)
+        } else {
+            self.publish_synced = false;
+            probe.clone()
         };
-        for o in report.objects.values() {
-            if o.decision == Decision::Warn
-                && let Some(s) = translation.status.get_mut(&o.object)
-            {
-                s.conditions
-                    .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));
+        let base = translation.status.clone();
+        let status = match self.last.take() {
+            Some(last) if last.used_publish == use_publish => {
+                let mut out = last.out;
+                let mut keys: BTreeSet<ObjectKey> = last
+                    .probe
+                    .changed_since(&probe.status)
+                    .into_iter()
+                    .collect();
+                keys.extend(last.base.changed_since(&base));
+                if !last.report.objects.ptr_eq(&report.objects) {
+                    keys.extend(last.report.objects.diff(&report.objects).map(|d| match d {
+                        imbl::ordmap::DiffItem::Add(k, _)
+                        | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+                        | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+                    }));
+                }
+                for k in &keys {
+                    match admitted_status(k, &probe.status, &base, &report) {
+                        Some(s) => out.push(s),
+                        None => {
+                            out.remove(k);
+                        }
+                    }
+                }
+                out
             }
-        }
+            _ => {
+                let mut out = base.clone();
+                for o in report.objects.values() {
+                    if o.decision != Decision::Allow
+                        && let Some(s) = admitted_status(&o.object, &probe.status, &base, &report)
+                    {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+        };
+        self.last = Some(LastAdmission {
+            used_publish: use_publish,
+            probe: probe.status.clone(),
+            base,
+            report: report.clone(),
+            out: status.clone(),
+        });
+        translation.status = status;
         Admitted {
             translation,
             report,
         }
+    }
+}
+
+/// What the last admission started from and gave, to redo only what changes.
+#[derive(Debug)]
+struct LastAdmission {
+    /// Whether denied routes were translated away (`publish`) or nothing was denied.
+    used_publish: bool,
+    /// The probe translation's statuses.
+    probe: crate::translate::Statuses,
+    /// The programmed translation's statuses.
+    base: crate::translate::Statuses,
+    report: Report,
+    /// The statuses after admission.
+    out: crate::translate::Statuses,
+}
+
+/// The status of `k` after admission: a denied route's says which policy denied it (on every
+/// parent), a warned route's carries a warning condition.
+fn admitted_status(
+    k: &ObjectKey,
+    probe: &crate::translate::Statuses,
+    base: &crate::translate::Statuses,
+    report: &Report,
+) -> Option<ObjectStatus> {
+    match report.objects.get(k) {
+        Some(d) if d.decision == Decision::Deny => {
+            let cond = Condition::fail("Accepted", NOT_ALLOWED, d.summary());
+            let parts = probe
+                .get(k)
+                .map(|s| {
+                    s.parts
+                        .iter()
+                        .map(|(label, conds)| {
+                            let conds = conds
+                                .iter()
+                                .map(|c| {
+                                    if c.condition_type == "Accepted" {
+                                        cond.clone()
+                                    } else {
+                                        c.clone()
+                                    }
+                                })
+                                .collect();
+                            (label.clone(), conds)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(ObjectStatus {
+                object: k.clone(),
+                origin: d.origin.clone(),
+                conditions: vec![cond],
+                parts,
+            })
+        }
+        Some(o) if o.decision == Decision::Warn => base.get(k).cloned().map(|mut s| {
+            s.conditions
+                .push(Condition::ok(POLICY_WARNING, "WarnedByPolicy", o.summary()));
+            s
+        }),
+        _ => base.get(k).cloned(),
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::admission::{Admitter, POLICY_WARNING, Policies, PolicyLoader, Report};
 use crate::discover::SnapshotCache;
-use crate::model::Config;
+use crate::model::{Config, ObjectKey};
 use crate::source::{FileSource, Touched};
 use crate::status_file::StatusReport;
 use crate::translate::TranslateOptions;
@@ -99,9 +99,10 @@ pub struct Pipeline {
     admitter: Admitter,
     policies: PolicyLoader,
     last_report: Report,
-    reported_findings: BTreeSet<(bool, String)>,
     published: BTreeSet<GatewayName>,
     reported: BTreeSet<String>,
+    /// Number of problems in the statuses of `objects`.
+    status_problems: usize,
     /// The snapshots of the last application.
     pub snapshots: BTreeMap<GatewayName, crate::Snapshot>,
     /// The configuration problems of the last application.
@@ -133,9 +134,9 @@ impl Pipeline {
                 None => PolicyLoader::default(),
             },
             last_report: Report::default(),
-            reported_findings: BTreeSet::new(),
             published: BTreeSet::new(),
             reported: BTreeSet::new(),
+            status_problems: 0,
             snapshots: BTreeMap::new(),
             diagnostics: Vec::new(),
             objects: Default::default(),
@@ -150,7 +151,7 @@ impl Pipeline {
         &mut self,
         policy_dir: Option<&Path>,
         config: &Config,
-        _changes: &crate::model::Changes,
+        changes: &crate::model::Changes,
         mut diagnostics: Vec<crate::model::Diagnostic>,
     ) -> BTreeSet<GatewayName> {
         // Policies: `*.cedar` files and GatewayPolicy self.objects. A set that does not
@@ -181,7 +182,7 @@ impl Pipeline {
                 ),
         }));
         let in_force = self.policies.policies();
-        let a = self.admitter.translate(config, &in_force);
+        let a = self.admitter.translate_changes(config, changes, &in_force);
         if update.changed {
             // A policy change re-evaluates everything: say what it changes before the
             // new decisions reach Envoy.
@@ -203,39 +204,51 @@ impl Pipeline {
                 }
             }
         }
-        // Warnings and dry-run findings, each once while it lasts.
-        let findings: BTreeSet<(bool, String)> = a
-            .report
-            .objects
-            .values()
-            .flat_map(|o| {
-                o.findings
-                    .iter()
-                    .filter(|f| f.enforcement != gatehouse_policies::Enforcement::Deny)
-                    .map(move |f| {
-                        (
-                            f.enforcement == gatehouse_policies::Enforcement::Warn,
-                            format!("{}: {}: {f}", o.origin, o.object),
-                        )
-                    })
-            })
-            .collect();
-        for (warn, f) in findings.difference(&self.reported_findings) {
-            if *warn {
-                tracing::warn!(finding = %f, "{POLICY_WARNING}: programmed with a policy warning");
-            } else {
-                tracing::info!(finding = %f, "policy dry run: would be denied");
+        // Warnings and dry-run findings, each once while it lasts (looked at for the objects
+        // whose decision changed).
+        let findings = |o: Option<&crate::admission::ObjectDecision>| -> BTreeSet<(bool, String)> {
+            o.into_iter()
+                .flat_map(|o| {
+                    o.findings
+                        .iter()
+                        .filter(|f| f.enforcement != gatehouse_policies::Enforcement::Deny)
+                        .map(move |f| {
+                            (
+                                f.enforcement == gatehouse_policies::Enforcement::Warn,
+                                format!("{}: {}: {f}", o.origin, o.object),
+                            )
+                        })
+                })
+                .collect()
+        };
+        let changed: Vec<ObjectKey> = if self.last_report.objects.ptr_eq(&a.report.objects) {
+            Vec::new()
+        } else {
+            self.last_report
+                .objects
+                .diff(&a.report.objects)
+                .map(|d| match d {
+                    imbl::ordmap::DiffItem::Add(k, _)
+                    | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+                    | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+                })
+                .collect()
+        };
+        for k in changed {
+            let old = findings(self.last_report.objects.get(&k));
+            for (warn, f) in findings(a.report.objects.get(&k)).difference(&old) {
+                if *warn {
+                    tracing::warn!(finding = %f, "{POLICY_WARNING}: programmed with a policy warning");
+                } else {
+                    tracing::info!(finding = %f, "policy dry run: would be denied");
+                }
             }
         }
-        self.reported_findings = findings;
         self.last_report = a.report;
         let t = a.translation;
-        // Report each problem once, while it lasts.
-        let now: BTreeSet<String> = diagnostics
-            .iter()
-            .map(ToString::to_string)
-            .chain(t.status.iter().flat_map(|s| s.problems()))
-            .collect();
+        // Report each problem once, while it lasts: the source's diagnostics, and the
+        // problems in the statuses that changed since the last application.
+        let now: BTreeSet<String> = diagnostics.iter().map(ToString::to_string).collect();
         for p in now.difference(&self.reported) {
             tracing::warn!(problem = %p, "configuration problem");
         }
@@ -243,6 +256,23 @@ impl Pipeline {
             tracing::info!(problem = %p, "configuration problem resolved");
         }
         self.reported = now;
+        for key in self.objects.changed_since(&t.status) {
+            let problems = |s: Option<&crate::translate::ObjectStatus>| -> BTreeSet<String> {
+                s.map(|s| s.problems().into_iter().collect())
+                    .unwrap_or_default()
+            };
+            let (old, new) = (
+                problems(self.objects.get(&key)),
+                problems(t.status.get(&key)),
+            );
+            for p in new.difference(&old) {
+                tracing::warn!(problem = %p, "configuration problem");
+            }
+            for p in old.difference(&new) {
+                tracing::info!(problem = %p, "configuration problem resolved");
+            }
+            self.status_problems = (self.status_problems + new.len()).saturating_sub(old.len());
+        }
         let current: BTreeSet<GatewayName> = t.snapshots.keys().cloned().collect();
         for gw in self.published.difference(&current) {
             // A Gateway that is gone: withdraw its configuration.
@@ -257,7 +287,7 @@ impl Pipeline {
                 gateways = current.len(),
                 routes_translated = t.stats.routes_translated,
                 routes_reused = t.stats.routes_reused,
-                problems = self.reported.len(),
+                problems = self.reported.len() + self.status_problems,
                 "configuration applied"
             );
         }

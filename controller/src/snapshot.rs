@@ -91,6 +91,8 @@ pub struct Resource {
     body: Any,
     /// The SDS secrets a listener or cluster refers to (empty for other types).
     secrets: Vec<String>,
+    /// This resource's share of its type's version: a hash of its name and version.
+    digest: u128,
 }
 
 impl Resource {
@@ -107,14 +109,17 @@ impl Resource {
 
     /// Wraps an already encoded resource.
     pub fn from_any(name: impl Into<String>, body: Any) -> Self {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.value);
-        let version = hex(digest.as_ref().get(..12).unwrap_or_default());
+        let content = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.value);
+        let version = hex(content.as_ref().get(..12).unwrap_or_default());
         let secrets = secrets_of(&body).into_iter().collect();
+        let name = name.into();
+        let digest = share(&name, &version);
         Self {
-            name: name.into(),
+            name,
             version,
             body,
             secrets,
+            digest,
         }
     }
 
@@ -133,17 +138,21 @@ impl Resource {
         &self.body
     }
 
-    /// This resource's share of its type's version: a hash of its name and version.
     fn digest(&self) -> u128 {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        ctx.update(self.name.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(self.version.as_bytes());
-        let d = ctx.finish();
-        let mut b = [0u8; 16];
-        b.copy_from_slice(d.as_ref().get(..16).unwrap_or(&[0; 16]));
-        u128::from_le_bytes(b)
+        self.digest
     }
+}
+
+/// A resource's share of its type's version: a hash of its name and version.
+fn share(name: &str, version: &str) -> u128 {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(name.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(version.as_bytes());
+    let d = ctx.finish();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(d.as_ref().get(..16).unwrap_or(&[0; 16]));
+    u128::from_le_bytes(b)
 }
 
 fn hex(bytes: &[u8]) -> String {

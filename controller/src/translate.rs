@@ -177,32 +177,34 @@ impl<V: Clone> Cache<V> {
 /// The status of every object, by object: a persistent map, so that a translation that
 /// changes a few statuses shares the rest with the previous one.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Statuses(imbl::OrdMap<ObjectKey, ObjectStatus>);
+pub struct Statuses(imbl::OrdMap<ObjectKey, Arc<ObjectStatus>>);
 
 impl Statuses {
     /// Every status, by object.
     pub fn iter(&self) -> impl Iterator<Item = &ObjectStatus> {
-        self.0.values()
+        self.0.values().map(Arc::as_ref)
     }
 
     /// Sets the status of `status.object`.
     pub fn push(&mut self, status: ObjectStatus) {
-        self.0.insert(status.object.clone(), status);
+        self.0.insert(status.object.clone(), Arc::new(status));
     }
 
     /// The status of `object`.
     pub fn get(&self, object: &ObjectKey) -> Option<&ObjectStatus> {
-        self.0.get(object)
+        self.0.get(object).map(Arc::as_ref)
     }
 
     /// The status of `object`, to change it.
     pub fn get_mut(&mut self, object: &ObjectKey) -> Option<&mut ObjectStatus> {
-        self.0.get_mut(object)
+        self.0.get_mut(object).map(Arc::make_mut)
     }
 
     /// Removes the status of `object`.
     pub fn remove(&mut self, object: &ObjectKey) -> Option<ObjectStatus> {
-        self.0.remove(object)
+        self.0
+            .remove(object)
+            .map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()))
     }
 
     /// Number of statuses.
@@ -237,7 +239,7 @@ impl<'a> IntoIterator for &'a Statuses {
     type IntoIter = Box<dyn Iterator<Item = &'a ObjectStatus> + 'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.0.values())
+        Box::new(self.0.values().map(Arc::as_ref))
     }
 }
 
@@ -259,24 +261,24 @@ impl FromIterator<ObjectStatus> for Statuses {
 
 impl serde::Serialize for Statuses {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.values())
+        s.collect_seq(self.iter())
     }
 }
 
 /// The effective security of every programmed route attachment, by route (persistent, like
 /// [`Statuses`]).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Securities(imbl::OrdMap<ObjectKey, Vec<RouteSecurity>>);
+pub struct Securities(imbl::OrdMap<ObjectKey, Arc<Vec<RouteSecurity>>>);
 
 impl Securities {
     /// Every route attachment's security, by route.
     pub fn iter(&self) -> impl Iterator<Item = &RouteSecurity> {
-        self.0.values().flatten()
+        self.0.values().flat_map(|v| v.iter())
     }
 
     /// Adds one attachment's security.
     pub fn push(&mut self, rs: RouteSecurity) {
-        self.0.entry(rs.route.clone()).or_default().push(rs);
+        Arc::make_mut(self.0.entry(rs.route.clone()).or_default()).push(rs);
     }
 
     /// Forgets a route's.
@@ -286,7 +288,7 @@ impl Securities {
 
     /// The attachments of `route`.
     pub fn of(&self, route: &ObjectKey) -> &[RouteSecurity] {
-        self.0.get(route).map(Vec::as_slice).unwrap_or_default()
+        self.0.get(route).map(|v| v.as_slice()).unwrap_or_default()
     }
 
     /// The routes whose security differs between `self` and `newer`.
@@ -306,7 +308,7 @@ impl Securities {
 
     /// Number of attachments.
     pub fn len(&self) -> usize {
-        self.0.values().map(Vec::len).sum()
+        self.0.values().map(|v| v.len()).sum()
     }
 
     /// Whether there is none.
@@ -320,7 +322,7 @@ impl<'a> IntoIterator for &'a Securities {
     type IntoIter = Box<dyn Iterator<Item = &'a RouteSecurity> + 'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.0.values().flatten())
+        Box::new(self.0.values().flat_map(|v| v.iter()))
     }
 }
 

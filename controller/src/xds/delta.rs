@@ -279,8 +279,7 @@ fn fast_diff(
                 }
             }
             DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
-                if wanted(name) && state.known.get(name).map(String::as_str) != Some(r.version())
-                {
+                if wanted(name) && state.known.get(name).map(String::as_str) != Some(r.version()) {
                     ups.push(Resource {
                         name: name.clone(),
                         version: r.version().to_owned(),

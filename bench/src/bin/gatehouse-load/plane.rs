@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
-use gatehouse_bench::workload::{TlsPair, Workload, load_into};
+use gatehouse_bench::workload::{TlsPair, Workload, apply_doc};
 use gatehouse_certs::{
     CaStore, CertificateAuthority, GatewayName, Identity, LeafRequest, ReloadableCert, SystemClock,
     TrustDomain,
 };
-use gatehouse_controller::model::Config;
-use gatehouse_controller::translate::{TranslateOptions, Translator};
+use gatehouse_controller::model::{Changes, Config};
+use gatehouse_controller::run::Pipeline;
+use gatehouse_controller::translate::TranslateOptions;
 use gatehouse_controller::xds::{ProxyRegistry, XdsServer, XdsServerConfig};
 use gatehouse_controller::{Snapshot, SnapshotCache};
 use tokio::sync::{mpsc, watch};
@@ -112,21 +113,22 @@ impl Plane {
     pub(crate) async fn start(pki: &Pki, workload: &Workload, tls_pair: &TlsPair) -> Result<Self> {
         let config = workload.config(tls_pair);
         let gateway = pki.gateway()?;
-        let mut translator = Translator::new(TranslateOptions {
-            bind_address: "127.0.0.1".into(),
-            min_port: 1024,
-        });
-        let started = Instant::now();
-        let t = translator.translate(&config);
-        let initial_translate = started.elapsed();
         let cache = Arc::new(SnapshotCache::new());
-        let snap = t
-            .snapshots
-            .get(&gateway)
-            .cloned()
-            .context("the workload configures the gateway")?;
-        cache.set(&gateway, snap);
-        drop(t);
+        let mut pipeline = Pipeline::new(
+            TranslateOptions {
+                bind_address: "127.0.0.1".into(),
+                min_port: 1024,
+            },
+            cache.clone(),
+            None,
+        );
+        let started = Instant::now();
+        let gateways = pipeline.apply(None, &config, &Changes::everything(), Vec::new());
+        let initial_translate = started.elapsed();
+        anyhow::ensure!(
+            gateways.contains(&gateway),
+            "the workload configures the gateway"
+        );
         let registry = Arc::new(ProxyRegistry::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -139,10 +141,8 @@ impl Plane {
         let (tx, rx) = mpsc::unbounded_channel();
         let (applied_tx, applied) = watch::channel(Applied::default());
         let w = workload.clone();
-        let c = cache.clone();
-        let g = gateway.clone();
         tokio::task::spawn_blocking(move || {
-            apply_loop(w, config, translator, c, g, rx, applied_tx);
+            apply_loop(w, config, pipeline, rx, applied_tx);
         });
         Ok(Self {
             addr,
@@ -183,9 +183,7 @@ impl Plane {
 fn apply_loop(
     w: Workload,
     mut config: Config,
-    mut translator: Translator,
-    cache: Arc<SnapshotCache>,
-    gateway: GatewayName,
+    mut pipeline: Pipeline,
     mut rx: mpsc::UnboundedReceiver<Change>,
     applied: watch::Sender<Applied>,
 ) {
@@ -195,22 +193,20 @@ fn apply_loop(
         while let Ok(c) = rx.try_recv() {
             batch.push(c);
         }
+        let mut changes = Changes::default();
         for c in &batch {
-            match c {
-                Change::Route(i, v) => {
-                    load_into(&mut config, "change.yaml", &w.route_doc(*i, *v));
-                }
+            changes.extend(match c {
+                Change::Route(i, v) => apply_doc(&mut config, "change.yaml", &w.route_doc(*i, *v)),
                 Change::Backend(j, v) => {
-                    load_into(&mut config, "change.yaml", &w.backend_doc(*j, *v));
+                    apply_doc(&mut config, "change.yaml", &w.backend_doc(*j, *v))
                 }
-            }
+            });
         }
+        // The control plane's own path: admission, translation of what changed, problem
+        // reporting and publication to the snapshot cache.
         let started = Instant::now();
-        let mut t = translator.translate(&config);
+        pipeline.apply(None, &config, &changes, Vec::new());
         let elapsed = started.elapsed();
-        if let Some(snap) = t.snapshots.remove(&gateway) {
-            cache.set(&gateway, snap);
-        }
         state.batches += 1;
         state.changes += batch.len() as u64;
         state.last_translate = elapsed;

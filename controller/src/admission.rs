@@ -331,6 +331,8 @@ pub struct Admitter {
     cache: DecisionCache,
     judged: Option<Judged>,
     last: Option<LastAdmission>,
+    /// The routes denied by the last admission.
+    denied: BTreeSet<ObjectKey>,
 }
 
 /// The last evaluation, to judge again only what changed.
@@ -355,6 +357,7 @@ impl Admitter {
             cache: DecisionCache::default(),
             judged: None,
             last: None,
+            denied: BTreeSet::new(),
         }
     }
 
@@ -475,16 +478,51 @@ impl Admitter {
         probe: Translation,
         report: Report,
     ) -> Admitted {
-        let denied: BTreeSet<ObjectKey> = report.denied().map(|d| d.object.clone()).collect();
-        let use_publish = !denied.is_empty();
+        // Which routes are denied: what changed since the last admission.
+        let mut flips: Vec<ObjectKey> = Vec::new();
+        match &self.last {
+            Some(last) => {
+                for k in report_changes(&last.report, &report) {
+                    let denied = report.decision(&k) == Decision::Deny;
+                    let flipped = if denied {
+                        self.denied.insert(k.clone())
+                    } else {
+                        self.denied.remove(&k)
+                    };
+                    if flipped {
+                        flips.push(k);
+                    }
+                }
+            }
+            None => {
+                self.denied = report.denied().map(|d| d.object.clone()).collect();
+                self.publish_synced = false;
+            }
+        }
+        let use_publish = !self.denied.is_empty();
         let mut translation = if use_publish {
             let changes = if self.publish_synced {
-                changes.clone()
+                let mut changes = changes.clone();
+                for k in &flips {
+                    self.publish.exclude(k, self.denied.contains(k));
+                    let id = (k.namespace.clone(), k.name.clone());
+                    match k.kind {
+                        Kind::HTTPRoute => {
+                            changes.http_routes.insert(id);
+                        }
+                        Kind::GRPCRoute => {
+                            changes.grpc_routes.insert(id);
+                        }
+                        _ => changes.everything = true,
+                    }
+                }
+                changes
             } else {
+                self.publish.set_excluded(self.denied.clone());
                 Changes::everything()
             };
             self.publish_synced = true;
-            self.publish.translate_excluding(config, &changes, &denied)
+            self.publish.translate_changes(config, &changes)
         } else {
             self.publish_synced = false;
             probe.clone()
@@ -499,13 +537,7 @@ impl Admitter {
                     .into_iter()
                     .collect();
                 keys.extend(last.base.changed_since(&base));
-                if !last.report.objects.ptr_eq(&report.objects) {
-                    keys.extend(last.report.objects.diff(&report.objects).map(|d| match d {
-                        imbl::ordmap::DiffItem::Add(k, _)
-                        | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-                        | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
-                    }));
-                }
+                keys.extend(report_changes(&last.report, &report));
                 for k in &keys {
                     match admitted_status(k, &probe.status, &base, &report) {
                         Some(s) => out.push(s),
@@ -541,6 +573,21 @@ impl Admitter {
             report,
         }
     }
+}
+
+/// The objects whose decision differs between two reports (shared parts are skipped).
+fn report_changes(old: &Report, new: &Report) -> Vec<ObjectKey> {
+    if old.objects.ptr_eq(&new.objects) {
+        return Vec::new();
+    }
+    old.objects
+        .diff(&new.objects)
+        .map(|d| match d {
+            imbl::ordmap::DiffItem::Add(k, _)
+            | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+            | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+        })
+        .collect()
 }
 
 /// What the last admission started from and gave, to redo only what changes.

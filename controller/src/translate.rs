@@ -29,7 +29,7 @@ use gatehouse_certs::GatewayName;
 
 use crate::model::{
     BackendObjectReference, CONTROLLER_NAME, Changes, Config, Gateway, HttpBackendRef, Kind,
-    ObjectKey, Origin, ParentReference,
+    NsName, ObjectKey, Origin, ParentReference,
 };
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 pub use json::to_json;
@@ -380,6 +380,9 @@ struct State {
     cluster_users: HashMap<BackendId, BTreeSet<(GatewayName, String)>>,
     status: Statuses,
     security: Securities,
+    /// Whether each SecurityPolicy is valid (SecurityPolicies do not change between full
+    /// translations).
+    policy_valid: HashMap<NsName, bool>,
 }
 
 /// Keeps the previous translation's outputs to translate incrementally.
@@ -409,29 +412,20 @@ impl Translator {
         self.translate_changes(config, &Changes::everything())
     }
 
-    /// [`Translator::translate_changes`], with the routes of `excluded` treated as absent (what
-    /// admission denied).
-    pub fn translate_excluding(
-        &mut self,
-        config: &Config,
-        changes: &Changes,
-        excluded: &BTreeSet<ObjectKey>,
-    ) -> Translation {
-        let mut changes = changes.clone();
-        for k in self.excluded.symmetric_difference(excluded) {
-            let id = (k.namespace.clone(), k.name.clone());
-            match k.kind {
-                Kind::HTTPRoute => {
-                    changes.http_routes.insert(id);
-                }
-                Kind::GRPCRoute => {
-                    changes.grpc_routes.insert(id);
-                }
-                _ => changes.everything = true,
-            }
+    /// Translates route `route` as if it did not exist (`true`: admission denied it), or as it
+    /// is again. The next translation's changes must name the route (or be everything).
+    pub fn exclude(&mut self, route: &ObjectKey, excluded: bool) {
+        if excluded {
+            self.excluded.insert(route.clone());
+        } else {
+            self.excluded.remove(route);
         }
-        self.excluded = excluded.clone();
-        self.translate_changes(config, &changes)
+    }
+
+    /// Replaces the set of routes translated as absent. The next translation must be of
+    /// everything (or name every route that changed set).
+    pub fn set_excluded(&mut self, excluded: BTreeSet<ObjectKey>) {
+        self.excluded = excluded;
     }
 
     /// Translates `config`, knowing that only `changes` changed since the last translation:
@@ -483,7 +477,13 @@ impl Translator {
             state.status.push(status);
             state.gateways.insert(gw_name, work);
         }
-        let index = security::PolicyIndex::new(config);
+        let index = security::PolicyIndex::with_validity(config, |ns, name, p| {
+            let valid = security::validate(p).is_ok();
+            state
+                .policy_valid
+                .insert((ns.to_owned(), name.to_owned()), valid);
+            valid
+        });
         let routes: Vec<ObjectKey> = config
             .http_routes
             .keys()
@@ -547,7 +547,8 @@ impl Translator {
                 .iter()
                 .map(|(ns, n)| (true, ns.clone(), n.clone())),
         );
-        let index = security::PolicyIndex::new(config);
+        let policy_valid = std::mem::take(&mut state.policy_valid);
+        let index = security::PolicyIndex::scanning(config, &policy_valid);
         for key in &redo {
             self.unroute(&mut state, key);
             self.route(config, &index, &mut state, key, stats);
@@ -564,6 +565,8 @@ impl Translator {
                 self.assemble(config, &index, work, false, stats);
             }
         }
+        drop(index);
+        state.policy_valid = policy_valid;
         self.state = Some(state);
     }
 

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gatehouse_controller::ResourceType;
+use gatehouse_controller::admission::{Admitter, Policies, load_policies};
 use gatehouse_controller::model::{Changes, Config, Origin, load_text};
-use gatehouse_controller::translate::{Translation, Translator};
+use gatehouse_controller::translate::{TranslateOptions, Translation, Translator};
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart")
@@ -251,25 +252,95 @@ fn assert_same(step: usize, what: &str, incremental: &Translation, full: &Transl
     assert_eq!(a, b, "step {step} ({what}): security differs");
 }
 
-#[test]
-fn change_driven_translation_equals_full_translation() {
-    let mut rng = Rng(7);
+/// The starting configuration of the seeded sequences.
+fn start(rng: &mut Rng) -> Config {
     let mut c = Config::default();
     load(&mut c, &base());
     for i in 0..4 {
-        load(&mut c, &backend(i, &mut rng));
+        load(&mut c, &backend(i, rng));
     }
     for i in 0..20 {
-        load(&mut c, &route(i, &mut rng));
+        load(&mut c, &route(i, rng));
     }
     for i in 0..3 {
-        load(&mut c, &grpc_route(i, &mut rng));
+        load(&mut c, &grpc_route(i, rng));
     }
     service(&mut c, "api", 80);
     service(&mut c, "web", 8080);
     for n in 0..3 {
-        slice(&mut c, if n == 2 { "web" } else { "api" }, n, &mut rng);
+        slice(&mut c, if n == 2 { "web" } else { "api" }, n, rng);
     }
+    c
+}
+
+/// One seeded change to `c`: what kind of change, and the change set a source would report.
+fn step(c: &mut Config, rng: &mut Rng) -> (&'static str, Changes) {
+    let mut changes = Changes::default();
+    let what = match rng.below(10) {
+        0..=3 => {
+            let i = rng.below(26);
+            // Drop any version of the route, in either namespace, then maybe re-add it.
+            for ns in ["apps", "other"] {
+                let k = (ns.to_owned(), format!("r{i}"));
+                if c.http_routes.remove(&k).is_some() {
+                    changes.http_routes.insert(k);
+                }
+            }
+            if rng.below(5) != 0 {
+                let before = c.http_routes.len();
+                let yaml = route(i, rng);
+                load(c, &yaml);
+                assert_eq!(c.http_routes.len(), before + 1);
+                let ns = if yaml.contains("namespace: other}") {
+                    "other"
+                } else {
+                    "apps"
+                };
+                changes.http_routes.insert((ns.into(), format!("r{i}")));
+            }
+            "route"
+        }
+        4 => {
+            let i = rng.below(4);
+            let k = ("apps".to_owned(), format!("g{i}"));
+            c.grpc_routes.remove(&k);
+            if rng.below(4) != 0 {
+                load(c, &grpc_route(i, rng));
+            }
+            changes.grpc_routes.insert(k);
+            "grpc route"
+        }
+        5..=7 => {
+            let i = rng.below(5);
+            let k = ("apps".to_owned(), format!("b{i}"));
+            c.backends.remove(&k);
+            if rng.below(5) != 0 {
+                load(c, &backend(i, rng));
+            }
+            changes.backends.insert(k);
+            "backend"
+        }
+        _ => {
+            let n = rng.below(4);
+            let svc = if n >= 2 { "web" } else { "api" };
+            let k = ("apps".to_owned(), format!("{svc}-{n}"));
+            c.endpoint_slices.remove(&k);
+            if rng.below(4) != 0 {
+                slice(c, svc, n, rng);
+            }
+            changes
+                .service_endpoints
+                .insert(("apps".into(), svc.into()));
+            "endpoints"
+        }
+    };
+    (what, changes)
+}
+
+#[test]
+fn change_driven_translation_equals_full_translation() {
+    let mut rng = Rng(7);
+    let mut c = start(&mut rng);
     let mut incremental = Translator::default();
     let first = incremental.translate(&c);
     assert!(
@@ -277,69 +348,11 @@ fn change_driven_translation_equals_full_translation() {
         "the starting point programs something"
     );
     let mut patched = 0;
-    for step in 0..400 {
-        let mut changes = Changes::default();
-        let what = match rng.below(10) {
-            0..=3 => {
-                let i = rng.below(26);
-                // Drop any version of the route, in either namespace, then maybe re-add it.
-                for ns in ["apps", "other"] {
-                    let k = (ns.to_owned(), format!("r{i}"));
-                    if c.http_routes.remove(&k).is_some() {
-                        changes.http_routes.insert(k);
-                    }
-                }
-                if rng.below(5) != 0 {
-                    let before = c.http_routes.len();
-                    let yaml = route(i, &mut rng);
-                    load(&mut c, &yaml);
-                    assert_eq!(c.http_routes.len(), before + 1);
-                    let ns = if yaml.contains("namespace: other}") {
-                        "other"
-                    } else {
-                        "apps"
-                    };
-                    changes.http_routes.insert((ns.into(), format!("r{i}")));
-                }
-                "route"
-            }
-            4 => {
-                let i = rng.below(4);
-                let k = ("apps".to_owned(), format!("g{i}"));
-                c.grpc_routes.remove(&k);
-                if rng.below(4) != 0 {
-                    load(&mut c, &grpc_route(i, &mut rng));
-                }
-                changes.grpc_routes.insert(k);
-                "grpc route"
-            }
-            5..=7 => {
-                let i = rng.below(5);
-                let k = ("apps".to_owned(), format!("b{i}"));
-                c.backends.remove(&k);
-                if rng.below(5) != 0 {
-                    load(&mut c, &backend(i, &mut rng));
-                }
-                changes.backends.insert(k);
-                "backend"
-            }
-            _ => {
-                let n = rng.below(4);
-                let svc = if n >= 2 { "web" } else { "api" };
-                let k = ("apps".to_owned(), format!("{svc}-{n}"));
-                c.endpoint_slices.remove(&k);
-                if rng.below(4) != 0 {
-                    slice(&mut c, svc, n, &mut rng);
-                }
-                changes
-                    .service_endpoints
-                    .insert(("apps".into(), svc.into()));
-                "endpoints"
-            }
-        };
+    for n in 0..400 {
+        let (what, changes) = step(&mut c, &mut rng);
         let t = incremental.translate_changes(&c, &changes);
         let full = Translator::default().translate(&c);
-        assert_same(step, what, &t, &full);
+        assert_same(n, what, &t, &full);
         if t.stats.routes_reused == 0 && t.stats.route_tables_reused == 0 {
             patched += 1;
         }
@@ -347,6 +360,66 @@ fn change_driven_translation_equals_full_translation() {
     assert!(
         patched > 100,
         "most steps are patches that reuse nothing: {patched}"
+    );
+}
+
+/// Routes on `/p1` are denied, on `/p2` warned.
+const POLICIES: &str = "@id(\"no-p1\")
+@message(\"no p1\")
+forbid (principal, action == Gatehouse::Action::\"exposePath\", resource)
+when { context.path.lower like \"/p1*\" };
+
+@id(\"warn-p2\")
+@enforcement(\"warn\")
+@message(\"p2 is deprecated\")
+forbid (principal, action == Gatehouse::Action::\"exposePath\", resource)
+when { context.path.lower like \"/p2*\" };
+";
+
+#[test]
+fn change_driven_admission_equals_admission_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("guard.cedar"), POLICIES).unwrap();
+    let mut rng = Rng(11);
+    let mut c = start(&mut rng);
+    let (engine, diags) = load_policies(&[dir.path()], &c).unwrap();
+    assert!(diags.is_empty(), "{diags:?}");
+    let mut policies = Policies::Enforce(std::sync::Arc::new(engine));
+    let mut incremental = Admitter::new(TranslateOptions::default());
+    incremental.translate(&c, &policies);
+    let (mut denied, mut warned) = (0, 0);
+    for n in 0..300 {
+        let (what, changes) = if n % 100 == 50 {
+            // The policy set changes and the configuration does not.
+            // n = 50, 150, 250: what is warned changes, what is denied not (then only the
+            // decisions say which statuses change), then what is denied changes too.
+            let (deny, warn) = [(1, 0), (1, 4), (3, 2)][n / 100];
+            let text = POLICIES
+                .replace("/p2*", "WARN")
+                .replace("/p1*", &format!("/p{deny}*"))
+                .replace("WARN", &format!("/p{warn}*"));
+            std::fs::write(dir.path().join("guard.cedar"), text).unwrap();
+            let (engine, _) = load_policies(&[dir.path()], &c).unwrap();
+            policies = Policies::Enforce(std::sync::Arc::new(engine));
+            ("policies", Changes::default())
+        } else {
+            step(&mut c, &mut rng)
+        };
+        let a = incremental.translate_changes(&c, &changes, &policies);
+        let full = Admitter::new(TranslateOptions::default()).translate(&c, &policies);
+        assert_same(n, what, &a.translation, &full.translation);
+        assert_eq!(a.report, full.report, "step {n} ({what}): decisions differ");
+        denied += a.report.denied().count();
+        warned += a
+            .translation
+            .status
+            .iter()
+            .filter(|s| s.conditions.iter().any(|c| c.reason == "WarnedByPolicy"))
+            .count();
+    }
+    assert!(
+        denied > 100 && warned > 100,
+        "the sequence exercises denials ({denied}) and warnings ({warned})"
     );
 }
 

@@ -165,15 +165,21 @@ fn cidr(c: &str) -> Result<(IpAddr, u32), String> {
     Ok((ip, len))
 }
 
+/// Whether each SecurityPolicy (namespace, name) is valid.
+pub(crate) type Validity = std::collections::HashMap<(String, String), bool>;
+
 /// SecurityPolicies by the object they target (`namespace`, kind, name), each checked once:
-/// built once per translation so that finding a route's policies does not scan them all.
+/// built once per full translation so that finding a route's policies does not scan them all.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyIndex<'a> {
     by_target: std::collections::HashMap<(&'a str, &'a str, &'a str), usize>,
     lists: Vec<Vec<Indexed<'a>>>,
+    /// No index: each lookup looks through the policies of the target's namespace (for a
+    /// few lookups, cheaper than indexing thousands of policies), with the validity of each.
+    scan: Option<(&'a Config, &'a Validity)>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Indexed<'a> {
     ns: &'a str,
     name: &'a str,
@@ -182,12 +188,16 @@ struct Indexed<'a> {
 }
 
 impl<'a> PolicyIndex<'a> {
-    /// Indexes every SecurityPolicy of `config`, in the configuration's order.
-    pub(crate) fn new(config: &'a Config) -> Self {
+    /// Indexes every SecurityPolicy of `config`, in the configuration's order, with `valid`
+    /// saying whether each (namespace, name, policy) is valid.
+    pub(crate) fn with_validity(
+        config: &'a Config,
+        mut valid: impl FnMut(&str, &str, &SecurityPolicy) -> bool,
+    ) -> Self {
         let mut by_target: std::collections::HashMap<_, usize> = Default::default();
         let mut lists: Vec<Vec<Indexed<'a>>> = Vec::new();
         for ((ns, name), (p, _)) in &config.security_policies {
-            let valid = validate(p).is_ok();
+            let valid = valid(ns, name, p);
             for t in &p.spec.target_refs {
                 let slot = *by_target
                     .entry((ns.as_str(), t.kind.as_str(), t.name.as_str()))
@@ -213,15 +223,57 @@ impl<'a> PolicyIndex<'a> {
                 });
             }
         }
-        Self { by_target, lists }
+        Self {
+            by_target,
+            lists,
+            scan: None,
+        }
     }
 
-    fn targeting(&self, ns: &str, kind: &str, name: &str) -> &[Indexed<'a>] {
-        self.by_target
-            .get(&(ns, kind, name))
-            .and_then(|i| self.lists.get(*i))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+    /// No index: lookups look through the policies of the target's namespace; `valid` says
+    /// whether each policy (namespace, name) is valid (else it is validated).
+    pub(crate) fn scanning(
+        config: &'a Config,
+        valid: &'a Validity,
+    ) -> Self {
+        Self {
+            scan: Some((config, valid)),
+            ..Self::default()
+        }
+    }
+
+    fn targeting(&self, ns: &str, kind: &str, name: &str) -> std::borrow::Cow<'_, [Indexed<'a>]> {
+        if let Some((config, valid)) = self.scan {
+            let from = (ns.to_owned(), String::new());
+            let found: Vec<Indexed<'a>> = config
+                .security_policies
+                .range(from..)
+                .take_while(|((pns, _), _)| pns == ns)
+                .filter(|(_, (p, _))| {
+                    p.spec
+                        .target_refs
+                        .iter()
+                        .any(|t| t.kind == kind && t.name == name)
+                })
+                .map(|((pns, pname), (p, _))| Indexed {
+                    ns: pns,
+                    name: pname,
+                    policy: p,
+                    valid: valid
+                        .get(&(pns.clone(), pname.clone()))
+                        .copied()
+                        .unwrap_or_else(|| validate(p).is_ok()),
+                })
+                .collect();
+            return std::borrow::Cow::Owned(found);
+        }
+        std::borrow::Cow::Borrowed(
+            self.by_target
+                .get(&(ns, kind, name))
+                .and_then(|i| self.lists.get(*i))
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        )
     }
 }
 
@@ -284,8 +336,8 @@ pub(crate) fn effective_indexed(
     name: &str,
 ) -> EffectiveSecurity {
     let mut e = EffectiveSecurity::default();
-    let gw_policies = index
-        .targeting(gw_ns, "Gateway", gw_name)
+    let gw_targeting = index.targeting(gw_ns, "Gateway", gw_name);
+    let gw_policies = gw_targeting
         .iter()
         .filter(|x| x.valid && policy_targets(x.policy, "Gateway", gw_name, Some(section)));
     for x in gw_policies {
@@ -295,8 +347,8 @@ pub(crate) fn effective_indexed(
             e.client_certificate = Some((id.clone(), cc.clone()));
         }
     }
-    let route_policies = index
-        .targeting(ns, kind.as_str(), name)
+    let route_targeting = index.targeting(ns, kind.as_str(), name);
+    let route_policies = route_targeting
         .iter()
         .filter(|x| x.valid && policy_targets(x.policy, kind.as_str(), name, None));
     for x in route_policies {
@@ -346,12 +398,12 @@ pub(crate) fn route_blocked_by(
     ns: &str,
     name: &str,
 ) -> Option<(String, String)> {
-    let gw = index
-        .targeting(gw_ns, "Gateway", gw_name)
+    let gw_targeting = index.targeting(gw_ns, "Gateway", gw_name);
+    let gw = gw_targeting
         .iter()
         .filter(|x| policy_targets(x.policy, "Gateway", gw_name, Some(section)));
-    let route = index
-        .targeting(ns, kind.as_str(), name)
+    let route_targeting = index.targeting(ns, kind.as_str(), name);
+    let route = route_targeting
         .iter()
         .filter(|x| policy_targets(x.policy, kind.as_str(), name, None));
     // The first in the configuration's order, as a scan of all policies would find.

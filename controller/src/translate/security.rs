@@ -232,10 +232,7 @@ impl<'a> PolicyIndex<'a> {
 
     /// No index: lookups look through the policies of the target's namespace; `valid` says
     /// whether each policy (namespace, name) is valid (else it is validated).
-    pub(crate) fn scanning(
-        config: &'a Config,
-        valid: &'a Validity,
-    ) -> Self {
+    pub(crate) fn scanning(config: &'a Config, valid: &'a Validity) -> Self {
         Self {
             scan: Some((config, valid)),
             ..Self::default()

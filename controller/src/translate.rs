@@ -20,7 +20,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, Secret as EnvoySecret, TlsCertificate, secret,
@@ -1353,24 +1353,16 @@ impl Translator {
                             }
                         }
                     }
-                    let virtual_hosts = hosts
-                        .into_iter()
-                        .map(|(host, mut entries)| {
-                            entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-                            VirtualHost {
-                                name: host.clone(),
-                                domains: vec![host.clone()],
-                                routes: entries.into_iter().map(|e| e.route.clone()).collect(),
-                                ..Default::default()
-                            }
-                        })
-                        .collect();
-                    let rc = RouteConfiguration {
-                        name: table.clone(),
-                        virtual_hosts,
-                        ..Default::default()
-                    };
-                    Arc::new(Resource::new(table.clone(), &rc))
+                    for entries in hosts.values_mut() {
+                        entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+                    }
+                    Arc::new(Resource::from_any(
+                        table.clone(),
+                        envoy_types::pb::google::protobuf::Any {
+                            type_url: <RouteConfiguration as prost::Name>::type_url(),
+                            value: encode_table(table, &hosts),
+                        },
+                    ))
                 });
             tally(
                 built,
@@ -1626,6 +1618,53 @@ fn backend_status(
         conditions: vec![cond],
         parts: vec![],
     }
+}
+
+/// A `RouteConfiguration` named `name` with one virtual host per hostname (its name and only
+/// domain), routes in the given order, written from the routes' own encodings: the bytes prost
+/// writes for the same message, without copying a route.
+fn encode_table(name: &str, hosts: &BTreeMap<&String, Vec<&RouteEntry>>) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    fn field(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(bytes.len() as u64, buf);
+        buf.extend_from_slice(bytes);
+    }
+    // An empty string is not written (a proto3 default); a message always is.
+    fn string_len(tag: u32, len: usize) -> usize {
+        if len == 0 {
+            0
+        } else {
+            key_len(tag) + encoded_len_varint(len as u64) + len
+        }
+    }
+    fn message_len(tag: u32, len: usize) -> usize {
+        key_len(tag) + encoded_len_varint(len as u64) + len
+    }
+    let mut buf = Vec::new();
+    // RouteConfiguration: name = 1, virtual_hosts = 2. VirtualHost: name = 1, domains = 2
+    // (repeated: every element written), routes = 3.
+    if !name.is_empty() {
+        field(1, name.as_bytes(), &mut buf);
+    }
+    for (host, routes) in hosts {
+        let vh_len = string_len(1, host.len())
+            + message_len(2, host.len())
+            + routes
+                .iter()
+                .map(|r| message_len(3, r.route.len()))
+                .sum::<usize>();
+        encode_key(2, WireType::LengthDelimited, &mut buf);
+        encode_varint(vh_len as u64, &mut buf);
+        if !host.is_empty() {
+            field(1, host.as_bytes(), &mut buf);
+        }
+        field(2, host.as_bytes(), &mut buf);
+        for r in routes {
+            field(3, &r.route, &mut buf);
+        }
+    }
+    buf
 }
 
 fn inline(bytes: Vec<u8>) -> DataSource {

@@ -44,7 +44,8 @@ pub(crate) struct Precedence {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RouteEntry {
     pub(crate) precedence: Precedence,
-    pub(crate) route: Route,
+    /// The Envoy `Route`, encoded (route tables are assembled from these bytes).
+    pub(crate) route: Vec<u8>,
 }
 
 const DEFAULT_TIMEOUT_MS: u64 = 15_000;
@@ -88,7 +89,7 @@ pub(crate) fn http_rule(
                 rule: rule_index,
                 matched: j,
             },
-            route: r,
+            route: prost::Message::encode_to_vec(&r),
         });
     }
     Ok(out)
@@ -169,7 +170,7 @@ pub(crate) fn grpc_rule(
                 rule: rule_index,
                 matched: j,
             },
-            route: Route {
+            route: prost::Message::encode_to_vec(&Route {
                 name: format!("{route_name}/rule/{rule_index}/match/{j}"),
                 r#match: Some(RouteMatch {
                     path_specifier: Some(path),
@@ -179,7 +180,7 @@ pub(crate) fn grpc_rule(
                 action: Some(action.clone()),
                 typed_per_filter_config: per_filter.clone().into_iter().collect(),
                 ..Default::default()
-            },
+            }),
         });
     }
     Ok(out)

@@ -1,10 +1,16 @@
 //! Batches snapshot changes: after a change, wait for a quiet window, but never longer than a
-//! hard maximum, so a burst of edits makes a handful of pushes.
+//! maximum, so a burst of edits makes a handful of pushes. While changes keep coming (a batch
+//! was cut at the maximum), the next batch may last twice as long, up to 8 × the maximum; the
+//! first batch that ends in quiet brings it back. A steady flood then costs a push every
+//! 8 × maximum at most, and an isolated change still waits only the quiet window.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+
+/// How many times the maximum a batch may grow to while changes keep coming.
+const STRETCH: u32 = 8;
 
 /// Forwards one tick per batch of changes on `rx` until either side closes.
 pub(crate) async fn coalesce<T>(
@@ -13,19 +19,26 @@ pub(crate) async fn coalesce<T>(
     quiet: Duration,
     max: Duration,
 ) {
+    let mut limit = max;
     loop {
         if rx.changed().await.is_err() {
             return;
         }
         let first = Instant::now();
-        loop {
-            let deadline = (Instant::now() + quiet).min(first + max);
+        let cut = loop {
+            let deadline = (Instant::now() + quiet).min(first + limit);
             match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) if Instant::now() < first + max => continue,
-                Ok(Ok(())) | Err(_) => break,
+                Ok(Ok(())) if Instant::now() < first + limit => continue,
+                Ok(Ok(())) => break true,
+                Err(_) => break Instant::now() >= first + limit,
                 Ok(Err(_)) => return,
             }
-        }
+        };
+        limit = if cut {
+            (limit * 2).min(max * STRETCH)
+        } else {
+            max
+        };
         // A full channel already holds a pending tick: that one covers this batch too.
         if let Err(mpsc::error::TrySendError::Closed(())) = ticks.try_send(()) {
             return;
@@ -55,9 +68,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(ticks.try_recv().is_ok());
         assert!(ticks.try_recv().is_err());
-        // 200 edits 5 ms apart (1 s): cut every 100 ms, so about 10 ticks, not 200.
+        // 200 edits 5 ms apart (1 s): cut at 100 ms, then after 200 and 400 more, then once
+        // quiet: 4 ticks, not 200 (nor 10).
+        let n = edits(&tx, &mut ticks, 200).await;
+        assert_eq!(n, 4);
+        // It ended in quiet, so the maximum is back to 100 ms: 30 edits 5 ms apart (150 ms)
+        // are cut once at 100 ms, then end in quiet.
+        let n = edits(&tx, &mut ticks, 30).await;
+        assert_eq!(n, 2);
+        // 400 edits 5 ms apart (2 s): cut at 100, 300, 700 and 1,500 ms (the stretch stops at
+        // 800 ms), then once quiet.
+        let n = edits(&tx, &mut ticks, 400).await;
+        assert_eq!(n, 5);
+    }
+
+    /// `count` edits 5 ms apart, then 20 ms of quiet: the number of ticks.
+    async fn edits(tx: &watch::Sender<i32>, ticks: &mut mpsc::Receiver<()>, count: i32) -> usize {
         let mut n = 0;
-        for i in 0..200 {
+        for i in 0..count {
             tx.send(i).unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
             if ticks.try_recv().is_ok() {
@@ -65,7 +93,6 @@ mod tests {
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        n += usize::from(ticks.try_recv().is_ok());
-        assert!((9..=12).contains(&n), "{n}");
+        n + usize::from(ticks.try_recv().is_ok())
     }
 }

@@ -1,8 +1,9 @@
 //! Batches snapshot changes: after a change, wait for a quiet window, but never longer than a
 //! maximum, so a burst of edits makes a handful of pushes. While changes keep coming (a batch
-//! was cut at the maximum), the next batch may last twice as long, up to 8 × the maximum; the
-//! first batch that ends in quiet brings it back. A steady flood then costs a push every
-//! 8 × maximum at most, and an isolated change still waits only the quiet window.
+//! was cut at the maximum), the next batch may last twice as long, up to 8 × the maximum; each
+//! batch that ends in quiet halves it again, down to the maximum. A steady flood then costs a
+//! push every 8 × maximum at most (a short pause in it does not start over), and an isolated
+//! change still waits only the quiet window.
 
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub(crate) async fn coalesce<T>(
         limit = if cut {
             (limit * 2).min(max * STRETCH)
         } else {
-            max
+            (limit / 2).max(max)
         };
         // A full channel already holds a pending tick: that one covers this batch too.
         if let Err(mpsc::error::TrySendError::Closed(())) = ticks.try_send(()) {
@@ -72,14 +73,14 @@ mod tests {
         // quiet: 4 ticks, not 200 (nor 10).
         let n = edits(&tx, &mut ticks, 200).await;
         assert_eq!(n, 4);
-        // It ended in quiet, so the maximum is back to 100 ms: 30 edits 5 ms apart (150 ms)
-        // are cut once at 100 ms, then end in quiet.
-        let n = edits(&tx, &mut ticks, 30).await;
-        assert_eq!(n, 2);
+        // Each batch that ends in quiet halves the maximum (800 → 400 → 200 → 100 ms): 30 edits
+        // 5 ms apart (150 ms) are one batch twice, then cut once at 100 ms.
+        assert_eq!(edits(&tx, &mut ticks, 30).await, 1);
+        assert_eq!(edits(&tx, &mut ticks, 30).await, 1);
+        assert_eq!(edits(&tx, &mut ticks, 30).await, 2);
         // 400 edits 5 ms apart (2 s): cut at 100, 300, 700 and 1,500 ms (the stretch stops at
         // 800 ms), then once quiet.
-        let n = edits(&tx, &mut ticks, 400).await;
-        assert_eq!(n, 5);
+        assert_eq!(edits(&tx, &mut ticks, 400).await, 5);
     }
 
     /// `count` edits 5 ms apart, then 20 ms of quiet: the number of ticks.

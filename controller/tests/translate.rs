@@ -330,7 +330,7 @@ fn one_route_changed_in_1000_retranslates_one_route_and_one_table() {
         assert_eq!(rc.name, r.name());
         assert_eq!(rc.virtual_hosts.len(), 10);
         for vh in &rc.virtual_hosts {
-            assert_eq!(vh.domains, [vh.name.clone()]);
+            assert_eq!(vh.domains, std::slice::from_ref(&vh.name));
             assert_eq!(vh.routes.len(), 100, "{}", vh.name);
         }
     }

@@ -1,15 +1,18 @@
 //! Cedar admission in the control plane: the configuration is translated once to learn what
 //! each route would get (its listeners, hostnames and effective security), decomposed into
 //! claims, and judged by the operator's policies. A route denied by a `deny` policy (or by any
-//! evaluation error) is dropped and the rest translated again, so it is never programmed; it
+//! evaluation error) is translated as absent, so it is never programmed; it
 //! gets `Accepted=False` with reason `NotAllowedByPolicy` naming the policy, its message and
 //! the claim. A `warn` policy programs the route and adds a `PolicyWarning` condition; a
 //! `dryrun` policy is only reported.
 //!
 //! ```text
 //! Config ─▶ probe translation ─▶ claims ─▶ Engine ─▶ Report ─┬─ nothing denied: the probe is it
-//!                                                           └─ Config − denied ─▶ translation
+//!                                                           └─ Config, denied as absent ─▶ translation
 //! ```
+//!
+//! After a change, only the routes the change names or whose effective security changed are
+//! judged again, and only the statuses whose translation or decision changed are redone.
 
 mod cases;
 mod claims;

@@ -1,10 +1,14 @@
 //! Gateway API to Envoy: each Gateway of a Gatehouse GatewayClass becomes one snapshot (the
 //! configuration of that gateway's Envoy), plus the status of every object.
 //!
-//! Translation is incremental: every stage keeps its last outputs keyed by a hash of its
-//! inputs, so a change to one route re-translates that route and rebuilds the one route table
-//! it is in; everything else is reused as is (already encoded). [`TranslateStats`] counts
-//! what was translated and what was reused.
+//! Translation is change-driven: given the objects that changed ([`Changes`]), the translator
+//! takes back what each changed route contributed (its route tables, the clusters it holds),
+//! translates it again and rebuilds only those tables and clusters; a Backend or Service
+//! endpoint change rebuilds its clusters and re-resolves the routes that refer to it (reverse
+//! indexes kept from the last translation). Nothing else is visited. Any other change
+//! translates everything, reusing every output whose inputs hash the same. Snapshots, statuses
+//! and effective security are persistent maps, so a translation shares what did not change
+//! with the last one. [`TranslateStats`] counts what was translated and what was reused.
 
 mod envoy;
 mod hostnames;

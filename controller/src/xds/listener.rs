@@ -137,6 +137,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        // A response is written in several segments: without this, Nagle's algorithm holds
+        // the last one until the client ACKs the others, which a delayed ACK can put off by
+        // 40 ms (seen as ≈45 ms on every large route table push).
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             registry.security_event(
                 "handshake_capacity",

@@ -580,17 +580,7 @@ impl Admitter {
 
 /// The objects whose decision differs between two reports (shared parts are skipped).
 fn report_changes(old: &Report, new: &Report) -> Vec<ObjectKey> {
-    if old.objects.ptr_eq(&new.objects) {
-        return Vec::new();
-    }
-    old.objects
-        .diff(&new.objects)
-        .map(|d| match d {
-            imbl::ordmap::DiffItem::Add(k, _)
-            | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-            | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
-        })
-        .collect()
+    crate::translate::changed_keys(&old.objects, &new.objects)
 }
 
 /// What the last admission started from and gave, to redo only what changes.

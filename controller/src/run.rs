@@ -221,19 +221,8 @@ impl Pipeline {
                 })
                 .collect()
         };
-        let changed: Vec<ObjectKey> = if self.last_report.objects.ptr_eq(&a.report.objects) {
-            Vec::new()
-        } else {
-            self.last_report
-                .objects
-                .diff(&a.report.objects)
-                .map(|d| match d {
-                    imbl::ordmap::DiffItem::Add(k, _)
-                    | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-                    | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
-                })
-                .collect()
-        };
+        let changed: Vec<ObjectKey> =
+            crate::translate::changed_keys(&self.last_report.objects, &a.report.objects);
         for k in changed {
             let old = findings(self.last_report.objects.get(&k));
             for (warn, f) in findings(a.report.objects.get(&k)).difference(&old) {

@@ -120,6 +120,24 @@ pub(crate) fn gateway_security(
     security::effective(config, gw_ns, gw_name, section, Kind::Gateway, "", "")
 }
 
+/// The keys added, changed or removed between two versions of a persistent map; the parts the
+/// two share are skipped without being compared.
+pub(crate) fn changed_keys<K: Ord + Clone, V: PartialEq + Clone>(
+    old: &imbl::OrdMap<K, V>,
+    new: &imbl::OrdMap<K, V>,
+) -> Vec<K> {
+    if old.ptr_eq(new) {
+        return Vec::new();
+    }
+    old.diff(new)
+        .map(|d| match d {
+            imbl::ordmap::DiffItem::Add(k, _)
+            | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
+            | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
+        })
+        .collect()
+}
+
 fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
     let mut h = DefaultHasher::new();
     v.hash(&mut h);
@@ -224,17 +242,7 @@ impl Statuses {
     /// The objects whose status differs between `self` and `newer` (added, changed or
     /// removed). Shared parts of the two maps are not compared.
     pub fn changed_since(&self, newer: &Statuses) -> Vec<ObjectKey> {
-        if self.0.ptr_eq(&newer.0) {
-            return Vec::new();
-        }
-        self.0
-            .diff(&newer.0)
-            .map(|d| match d {
-                imbl::ordmap::DiffItem::Add(k, _)
-                | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-                | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
-            })
-            .collect()
+        changed_keys(&self.0, &newer.0)
     }
 }
 
@@ -297,17 +305,7 @@ impl Securities {
 
     /// The routes whose security differs between `self` and `newer`.
     pub fn changed_since(&self, newer: &Securities) -> Vec<ObjectKey> {
-        if self.0.ptr_eq(&newer.0) {
-            return Vec::new();
-        }
-        self.0
-            .diff(&newer.0)
-            .map(|d| match d {
-                imbl::ordmap::DiffItem::Add(k, _)
-                | imbl::ordmap::DiffItem::Update { new: (k, _), .. }
-                | imbl::ordmap::DiffItem::Remove(k, _) => k.clone(),
-            })
-            .collect()
+        changed_keys(&self.0, &newer.0)
     }
 
     /// Number of attachments.

@@ -294,9 +294,21 @@ impl Workload {
 /// Parses `text` (YAML documents) into `config`, replacing objects with the same key.
 /// Returns the number of problems found (0 for the generated files).
 pub fn load_into(config: &mut Config, file: &str, text: &str) -> usize {
+    let (fragment, problems) = parse(file, text);
+    replace_into(config, fragment);
+    problems
+}
+
+/// The objects of `text`, and the number of problems found.
+fn parse(file: &str, text: &str) -> (Config, usize) {
     let mut fragment = Config::default();
     let mut diags = Vec::new();
     load_text(&mut fragment, &mut diags, Path::new(file), text);
+    (fragment, diags.len())
+}
+
+/// Adds (or replaces) every object of `fragment`.
+fn replace_into(config: &mut Config, fragment: Config) {
     macro_rules! replace {
         ($($f:ident),*) => { $( for (k, v) in fragment.$f { config.$f.insert(k, v); } )* };
     }
@@ -311,7 +323,6 @@ pub fn load_into(config: &mut Config, file: &str, text: &str) -> usize {
         security_policies,
         gateway_policies
     );
-    diags.len()
 }
 
 /// [`load_into`], returning what changed the way a source reports it.
@@ -320,9 +331,7 @@ pub fn apply_doc(
     file: &str,
     text: &str,
 ) -> gatehouse_controller::model::Changes {
-    let mut fragment = Config::default();
-    let mut diags = Vec::new();
-    load_text(&mut fragment, &mut diags, Path::new(file), text);
+    let (fragment, _) = parse(file, text);
     let mut changes = gatehouse_controller::model::Changes::default();
     changes
         .http_routes
@@ -338,7 +347,7 @@ pub fn apply_doc(
         + fragment.security_policies.len()
         + fragment.gateway_policies.len();
     changes.everything = others > 0;
-    load_into(config, file, text);
+    replace_into(config, fragment);
     changes
 }
 

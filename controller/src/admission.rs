@@ -423,18 +423,7 @@ impl Admitter {
                 .changed_since(&probe.security)
                 .into_iter()
                 .collect();
-            routes.extend(
-                changes
-                    .http_routes
-                    .iter()
-                    .map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n)),
-            );
-            routes.extend(
-                changes
-                    .grpc_routes
-                    .iter()
-                    .map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)),
-            );
+            routes.extend(changes.route_keys());
             for r in &routes {
                 j.report.objects.remove(r);
                 for c in j.claims.remove(r).unwrap_or_default() {
@@ -508,16 +497,7 @@ impl Admitter {
                 let mut changes = changes.clone();
                 for k in &flips {
                     self.publish.exclude(k, self.denied.contains(k));
-                    let id = (k.namespace.clone(), k.name.clone());
-                    match k.kind {
-                        Kind::HTTPRoute => {
-                            changes.http_routes.insert(id);
-                        }
-                        Kind::GRPCRoute => {
-                            changes.grpc_routes.insert(id);
-                        }
-                        _ => changes.everything = true,
-                    }
+                    changes.add_route(k);
                 }
                 changes
             } else {

@@ -245,11 +245,11 @@ impl Pipeline {
             tracing::info!(problem = %p, "configuration problem resolved");
         }
         self.reported = now;
+        let problems = |s: Option<&crate::translate::ObjectStatus>| -> BTreeSet<String> {
+            s.map(|s| s.problems().into_iter().collect())
+                .unwrap_or_default()
+        };
         for key in self.objects.changed_since(&t.status) {
-            let problems = |s: Option<&crate::translate::ObjectStatus>| -> BTreeSet<String> {
-                s.map(|s| s.problems().into_iter().collect())
-                    .unwrap_or_default()
-            };
             let (old, new) = (
                 problems(self.objects.get(&key)),
                 problems(t.status.get(&key)),

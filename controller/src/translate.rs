@@ -357,6 +357,13 @@ struct Attachment {
 /// A Backend (`false`) or Service (`true`) by namespace and name.
 type BackendId = (bool, String, String);
 
+/// What `r` refers to (resolved or not), from namespace `default_ns`.
+fn backend_id(r: &BackendObjectReference, default_ns: &str) -> BackendId {
+    let service = r.kind.as_deref().unwrap_or("Service") == "Service";
+    let ns = r.namespace.as_deref().unwrap_or(default_ns);
+    (service, ns.to_owned(), r.name.clone())
+}
+
 /// What one route contributed to the last translation, to take it back when it changes.
 #[derive(Debug, Default)]
 struct RouteState {
@@ -519,17 +526,7 @@ impl Translator {
         let Some(mut state) = self.state.take() else {
             return self.full(config, stats);
         };
-        let mut redo: BTreeSet<ObjectKey> = changes
-            .http_routes
-            .iter()
-            .map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n))
-            .chain(
-                changes
-                    .grpc_routes
-                    .iter()
-                    .map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)),
-            )
-            .collect();
+        let mut redo: BTreeSet<ObjectKey> = changes.route_keys().collect();
         let mut touched: Vec<BackendId> = Vec::new();
         for (ns, name) in &changes.backends {
             let id = (false, ns.clone(), name.clone());
@@ -1051,11 +1048,8 @@ impl Translator {
             let grpc = kind == Kind::GRPCRoute;
             let mut problems = Vec::new();
             let mut clusters: Vec<Resolved> = Vec::new();
-            let mut record = |r: &BackendObjectReference, default_ns: &str| {
-                let k = r.kind.as_deref().unwrap_or("Service");
-                let target_ns = r.namespace.as_deref().unwrap_or(default_ns).to_owned();
-                rs.backends
-                    .insert((k == "Service", target_ns, r.name.clone()));
+            let mut record = |r: &BackendObjectReference| {
+                rs.backends.insert(backend_id(r, ns));
             };
             let backends: Vec<ResolvedBackends> = route
                 .rule_backends()
@@ -1064,7 +1058,7 @@ impl Translator {
                     refs.iter()
                         .map(|r| {
                             let o = r.object_ref();
-                            record(&o, ns);
+                            record(&o);
                             match resolve_backend(config, ns, kind, &o, grpc) {
                                 Ok(res) => {
                                     let c = res.0.clone();
@@ -1086,7 +1080,7 @@ impl Translator {
                 .map(|ms| {
                     ms.iter()
                         .map(|m| {
-                            record(m, ns);
+                            record(m);
                             match resolve_backend(config, ns, kind, m, false) {
                                 Ok(res) => {
                                     let c = res.0.clone();
@@ -1153,10 +1147,7 @@ impl Translator {
                         name,
                     );
                     for (r, _, policy_ns) in security::backend_refs(&eff) {
-                        let k = r.kind.as_deref().unwrap_or("Service");
-                        let target_ns = r.namespace.clone().unwrap_or(policy_ns);
-                        rs.backends
-                            .insert((k == "Service", target_ns, r.name.clone()));
+                        rs.backends.insert(backend_id(&r, &policy_ns));
                     }
                     let (policy_clusters, resolved, problems) = policy_backends(config, &eff);
                     for (c, key, h2) in resolved {

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use super::{Kind, ObjectKey};
+
 /// A namespace and a name.
 pub type NsName = (String, String);
 
@@ -48,6 +50,28 @@ impl Changes {
         self.grpc_routes.extend(other.grpc_routes);
         self.backends.extend(other.backends);
         self.service_endpoints.extend(other.service_endpoints);
+    }
+
+    /// The routes named, HTTPRoutes then GRPCRoutes.
+    pub fn route_keys(&self) -> impl Iterator<Item = ObjectKey> + '_ {
+        let http = self.http_routes.iter();
+        let grpc = self.grpc_routes.iter();
+        http.map(|(ns, n)| ObjectKey::new(Kind::HTTPRoute, ns, n))
+            .chain(grpc.map(|(ns, n)| ObjectKey::new(Kind::GRPCRoute, ns, n)))
+    }
+
+    /// Names a route as changed (any other kind: everything changed).
+    pub fn add_route(&mut self, key: &ObjectKey) {
+        let id = (key.namespace.clone(), key.name.clone());
+        match key.kind {
+            Kind::HTTPRoute => {
+                self.http_routes.insert(id);
+            }
+            Kind::GRPCRoute => {
+                self.grpc_routes.insert(id);
+            }
+            _ => self.everything = true,
+        }
     }
 
     /// Number of objects named (0 when `everything`).

@@ -8,6 +8,10 @@
 #[allow(dead_code, unreachable_pub, reason = "shared with the load harness")]
 mod workload;
 
+/// The allocator the `gatehouse` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,10 @@
 #[allow(dead_code, unreachable_pub, reason = "shared with the load harness")]
 mod workload;
 
+/// The allocator the `gatehouse` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};

@@ -1,9 +1,10 @@
 //! Batches snapshot changes: after a change, wait for a quiet window, but never longer than a
 //! maximum, so a burst of edits makes a handful of pushes. While changes keep coming (a batch
-//! was cut at the maximum), the next batch may last twice as long, up to 8 × the maximum; each
-//! batch that ends in quiet halves it again, down to the maximum. A steady flood then costs a
-//! push every 8 × maximum at most (a short pause in it does not start over), and an isolated
-//! change still waits only the quiet window.
+//! was cut at the maximum), the next batch may last four times as long, up to 8 × the maximum;
+//! each batch that ends in quiet halves it again, down to the maximum. A steady flood then
+//! costs a push every 8 × maximum at most (a short pause in it does not start over), a burst of
+//! one to two seconds three or four pushes, and an isolated change still waits only the quiet
+//! window.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use tokio::time::Instant;
 
 /// How many times the maximum a batch may grow to while changes keep coming.
 const STRETCH: u32 = 8;
+/// How much longer the next batch may be when one was cut at its maximum.
+const GROWTH: u32 = 4;
 
 /// Forwards one tick per batch of changes on `rx` until either side closes.
 pub(crate) async fn coalesce<T>(
@@ -36,7 +39,7 @@ pub(crate) async fn coalesce<T>(
             }
         };
         limit = if cut {
-            (limit * 2).min(max * STRETCH)
+            (limit * GROWTH).min(max * STRETCH)
         } else {
             (limit / 2).max(max)
         };
@@ -69,18 +72,20 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(ticks.try_recv().is_ok());
         assert!(ticks.try_recv().is_err());
-        // 200 edits 5 ms apart (1 s): cut at 100 ms, then after 200 and 400 more, then once
-        // quiet: 4 ticks, not 200 (nor 10).
+        // 200 edits 5 ms apart (1 s): cut at 100 ms, then after 400 more, then once quiet:
+        // 3 ticks, not 200 (nor 10).
         let n = edits(&tx, &mut ticks, 200).await;
-        assert_eq!(n, 4);
-        // Each batch that ends in quiet halves the maximum (800 → 400 → 200 → 100 ms): 30 edits
+        assert_eq!(n, 3);
+        // The burst's last batch (800 ms) ended in quiet, and each batch that does halves the
+        // maximum (400 → 200 → 100 ms): 30 edits
         // 5 ms apart (150 ms) are one batch twice, then cut once at 100 ms.
         assert_eq!(edits(&tx, &mut ticks, 30).await, 1);
         assert_eq!(edits(&tx, &mut ticks, 30).await, 1);
         assert_eq!(edits(&tx, &mut ticks, 30).await, 2);
-        // 400 edits 5 ms apart (2 s): cut at 100, 300, 700 and 1,500 ms (the stretch stops at
-        // 800 ms), then once quiet.
-        assert_eq!(edits(&tx, &mut ticks, 400).await, 5);
+        // That cut stretched the maximum to 400 ms and the quiet end halved it to 200. 400
+        // edits 5 ms apart (2 s): cut at 200, 1,000 and 1,800 ms (the stretch stops at 800 ms),
+        // then once quiet.
+        assert_eq!(edits(&tx, &mut ticks, 400).await, 4);
     }
 
     /// `count` edits 5 ms apart, then 20 ms of quiet: the number of ticks.

@@ -300,6 +300,8 @@ pub(crate) async fn run(w: &Workload, o: &FleetOptions, report: &mut Report) -> 
             }
             plane.change(Change::Route(i, 7 + u32::from(!spread.is_zero())));
         }
+        // With many clients on the same cores, submitting the burst may take longer than planned.
+        let submitted = started.elapsed();
         applied += n as u64;
         let a = plane.wait_applied(applied).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -326,8 +328,10 @@ pub(crate) async fn run(w: &Workload, o: &FleetOptions, report: &mut Report) -> 
         report.note(
             &section,
             &format!(
-                "burst {label}: per type (max over clients) {per_type:?}; translations {}",
-                a.batches - batches0
+                "burst {label}: per type (max over clients) {per_type:?}; translations {}; \
+                 submitted in {} ms",
+                a.batches - batches0,
+                submitted.as_millis()
             ),
         );
         report.add(

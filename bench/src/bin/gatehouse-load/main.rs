@@ -113,6 +113,10 @@ fn workload(name: &str, routes: Option<usize>) -> Result<Workload> {
     Ok(w)
 }
 
+/// The allocator the `gatehouse` binary ships with, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

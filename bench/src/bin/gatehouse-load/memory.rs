@@ -242,6 +242,15 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         cpu / total.as_secs_f64(),
         "cores",
     );
+    let series: Vec<String> = samples
+        .iter()
+        .step_by(6)
+        .map(|(t, r)| format!("{t:.0}s {r:.0}"))
+        .collect();
+    report.note(
+        &section,
+        &format!("RSS (MB) every 30 s of churn: {}", series.join(", ")),
+    );
     let warm = samples.len() / 5;
     let after = samples.get(warm..).unwrap_or_default();
     report.add(
@@ -269,12 +278,17 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     watcher
         .wait_routes(|n| n <= small.tables(), Duration::from_secs(120))
         .await?;
+    // The allocator returns freed pages on a timer (jemalloc's decay: 10 s): RSS 5 s and 30 s
+    // after the scale-down has been served.
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let (soon, _) = rss_of(Some(serve.pid()));
+    report.add(&section, "RSS 5 s after scale-down to W1", soon, "MB");
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let (down, hwm) = rss_of(Some(serve.pid()));
-    report.add(&section, "RSS after scale-down to W1", down, "MB");
+    report.add(&section, "RSS 30 s after scale-down to W1", down, "MB");
     report.add(
         &section,
-        "RSS after scale-down / before scale-up",
+        "RSS 30 s after scale-down / before scale-up",
         down / base,
         "ratio",
     );

@@ -254,3 +254,32 @@ async fn a_proxy_gets_only_its_own_gateway_and_never_another_gateways_secret() {
     let r = s.recv().await;
     assert_eq!(names(&r.resources), vec!["public"]);
 }
+
+/// With every handshake slot taken (here: one, by a connection that never sends a
+/// ClientHello), a proxy's connection waits in the accept queue and is served once the slot
+/// frees, instead of being closed; the stalled connection is cut at the handshake timeout.
+#[tokio::test]
+async fn connections_beyond_the_handshake_limit_wait_instead_of_being_refused() {
+    let h = Harness::start_with(gatehouse_controller::xds::XdsServerConfig {
+        max_concurrent_handshakes: 1,
+        handshake_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let _stalled = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    // Let the accept loop give the only slot to the stalled connection.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let leaf = h.gateway_leaf("default/gw");
+    let clients = (0..4).map(|_| h.client(&leaf));
+    for c in futures_util::future::join_all(clients).await {
+        assert!(c.is_ok(), "a waiting connection was refused: {c:?}");
+    }
+    h.wait_security("tls_handshake_rejected").await;
+    let events = h.registry.security_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "tls_handshake_rejected" && e.detail.contains("no handshake within")),
+        "{events:?}"
+    );
+}

@@ -210,6 +210,12 @@ impl ControlPlane {
         });
         tokio::spawn(rotator.run(stopped(stop_rx.clone())));
 
+        // A long-running process: freed memory goes back to the system on a timer.
+        crate::allocator::start_background_purge();
+        tokio::spawn(crate::allocator::log_every(std::time::Duration::from_secs(
+            5,
+        )));
+
         // Renew the gateways' client certificates on disk; Envoy picks them up through its
         // watched directory.
         let store3 = store.clone();

@@ -28,7 +28,8 @@ pub struct XdsServerConfig {
     pub max_delay: Duration,
     /// Longest a TLS handshake may take.
     pub handshake_timeout: Duration,
-    /// Most TLS handshakes in progress at once; connections beyond are closed.
+    /// Most TLS handshakes in progress at once; further connections wait in the kernel's
+    /// accept queue until one finishes or times out.
     pub max_concurrent_handshakes: usize,
 }
 
@@ -126,8 +127,15 @@ async fn accept_loop(
     timeout: Duration,
     max_handshakes: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(max_handshakes));
+    // Accept only while a handshake slot is free: beyond that, connections wait in the
+    // kernel's accept queue (bounded by the listen backlog) instead of being closed. A storm
+    // of reconnecting proxies then costs each one a short wait, not a refused connection and a
+    // retry; handshakes that stall hold a slot for at most `timeout`.
+    let permits = Arc::new(Semaphore::new(max_handshakes.max(1)));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(error) => {
@@ -143,15 +151,6 @@ async fn accept_loop(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
         }
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            registry.security_event(
-                "handshake_capacity",
-                Some(peer),
-                None,
-                format!("{max_handshakes} handshakes already in progress; connection closed"),
-            );
-            continue;
-        };
         let (acceptor, tx, registry) = (acceptor.clone(), tx.clone(), registry.clone());
         tokio::spawn(async move {
             let result = tokio::time::timeout(timeout, acceptor.accept(tcp)).await;

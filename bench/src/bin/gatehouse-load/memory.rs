@@ -38,6 +38,7 @@ fn gatehouse_bin() -> Result<PathBuf> {
 struct Serve {
     child: Child,
     addr: std::net::SocketAddr,
+    log: PathBuf,
 }
 
 impl Serve {
@@ -49,7 +50,8 @@ impl Serve {
             .arg(certs)
             .arg("--source")
             .arg(format!("file:{}", config.display()))
-            .env("RUST_LOG", "warn")
+            // The allocator's figures every 5 s: live data apart from RSS.
+            .env("RUST_LOG", "warn,gatehouse::allocator=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
@@ -58,7 +60,23 @@ impl Serve {
         Ok(Self {
             child,
             addr: format!("127.0.0.1:{port}").parse()?,
+            log: log.to_path_buf(),
         })
+    }
+
+    /// The last live-heap figure the process logged (jemalloc's `stats.allocated`), in MB.
+    fn live_heap(&self) -> Option<f64> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("allocated_bytes="))?;
+        let v = line
+            .split("allocated_bytes=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?;
+        Some(v.parse::<f64>().ok()? / 1_048_576.0)
     }
 
     fn pid(&self) -> u32 {
@@ -186,6 +204,10 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (base, _) = rss_of(Some(serve.pid()));
     report.add(&section, "RSS at W1 before scale-up", base, "MB");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    if let Some(h) = serve.live_heap() {
+        report.add(&section, "live heap at W1 before scale-up", h, "MB");
+    }
 
     // Scale up: the big workload replaces the small one.
     clear(&cfg)?;
@@ -202,6 +224,7 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     let started = Instant::now();
     let total = Duration::from_secs_f64(minutes * 60.0);
     let mut samples: Vec<(f64, f64)> = Vec::new();
+    let mut heap: Vec<(f64, f64)> = Vec::new();
     let mut next_sample = started;
     let mut k = 0u32;
     while started.elapsed() < total {
@@ -230,6 +253,9 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         if Instant::now() >= next_sample {
             let (rss, _) = rss_of(Some(serve.pid()));
             samples.push((started.elapsed().as_secs_f64(), rss));
+            if let Some(h) = serve.live_heap() {
+                heap.push((started.elapsed().as_secs_f64(), h));
+            }
             next_sample += Duration::from_secs(5);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -242,14 +268,37 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         cpu / total.as_secs_f64(),
         "cores",
     );
-    let series: Vec<String> = samples
-        .iter()
-        .step_by(6)
-        .map(|(t, r)| format!("{t:.0}s {r:.0}"))
-        .collect();
+    let series = |s: &[(f64, f64)]| -> String {
+        s.iter()
+            .step_by(6)
+            .map(|(t, r)| format!("{t:.0}s {r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     report.note(
         &section,
-        &format!("RSS (MB) every 30 s of churn: {}", series.join(", ")),
+        &format!("RSS (MB) every 30 s of churn: {}", series(&samples)),
+    );
+    report.note(
+        &section,
+        &format!(
+            "live heap (MB, the allocator's own figure) every 30 s of churn: {}",
+            series(&heap)
+        ),
+    );
+    let hwarm = heap.len() / 5;
+    let hafter = heap.get(hwarm..).unwrap_or_default();
+    report.add(
+        &section,
+        "live heap slope after warm-up (first fifth)",
+        slope(hafter) * 600.0,
+        "MB per 10 min",
+    );
+    report.add(
+        &section,
+        "live heap max after warm-up",
+        hafter.iter().map(|s| s.1).fold(0.0, f64::max),
+        "MB",
     );
     let warm = samples.len() / 5;
     let after = samples.get(warm..).unwrap_or_default();
@@ -286,6 +335,9 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     tokio::time::sleep(Duration::from_secs(25)).await;
     let (down, hwm) = rss_of(Some(serve.pid()));
     report.add(&section, "RSS 30 s after scale-down to W1", down, "MB");
+    if let Some(h) = serve.live_heap() {
+        report.add(&section, "live heap 30 s after scale-down to W1", h, "MB");
+    }
     report.add(
         &section,
         "RSS 30 s after scale-down / before scale-up",

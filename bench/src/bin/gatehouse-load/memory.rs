@@ -181,9 +181,52 @@ pub(crate) async fn peak(workloads: &[Workload], report: &mut Report) -> Result<
         );
         report.add(&section, "controller RSS when served", rss, "MB");
         report.add(&section, "controller peak RSS (VmHWM)", hwm, "MB");
+
+        // What each further proxy costs the controller once it is in sync (the allocator's
+        // live-heap figure is logged every 5 s).
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let heap1 = serve.live_heap();
+        let (rss1, _) = rss_of(Some(serve.pid()));
+        let more: Vec<Watcher> = (0..EXTRA_CLIENTS)
+            .map(|_| Watcher::start(serve.addr, &creds))
+            .collect();
+        for m in &more {
+            m.wait_routes(|n| n >= tables, Duration::from_secs(600))
+                .await?;
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let heap_n = serve.live_heap();
+        let (rss_n, _) = rss_of(Some(serve.pid()));
+        let n = EXTRA_CLIENTS + 1;
+        report.add(
+            &section,
+            &format!("controller RSS with {n} clients in sync"),
+            rss_n,
+            "MB",
+        );
+        report.add(
+            &section,
+            "controller RSS per further client",
+            (rss_n - rss1) / EXTRA_CLIENTS as f64,
+            "MB",
+        );
+        if let (Some(h1), Some(hn)) = (heap1, heap_n) {
+            report.add(&section, "live heap with 1 client", h1, "MB");
+            report.add(&section, &format!("live heap with {n} clients"), hn, "MB");
+            report.add(
+                &section,
+                "live heap per further client",
+                (hn - h1) / EXTRA_CLIENTS as f64,
+                "MB",
+            );
+        }
+        drop(more);
     }
     Ok(())
 }
+
+/// Proxies added after the first to measure what each costs the controller.
+const EXTRA_CLIENTS: usize = 9;
 
 /// The churn soak: W1, scale up to `w`, churn for `minutes`, scale down to W1.
 pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Result<()> {

@@ -126,9 +126,7 @@ impl Machine for DeltaState {
                 .cloned()
                 .collect();
         }
-        if let Some(resp) = self.response(t, snap, true, true) {
-            out.responses.push(resp);
-        }
+        out.responses.extend(self.response(t, snap, true, true));
         out
     }
 
@@ -137,29 +135,28 @@ impl Machine for DeltaState {
     fn on_snapshot(&mut self, snap: &Arc<Snapshot>) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
         for t in ResourceType::ALL {
-            if let Some(r) = self.response(t, snap, true, false) {
-                out.push(r);
-            }
+            out.extend(self.response(t, snap, true, false));
         }
         for t in ResourceType::ALL.into_iter().rev() {
-            if let Some(r) = self.response(t, snap, false, true) {
-                out.push(r);
-            }
+            out.extend(self.response(t, snap, false, true));
         }
         out
     }
 }
 
 impl DeltaState {
-    /// One response for type `t`, or `None` if the client already has everything.
+    /// The responses for type `t` (none if the client already has everything): one, or
+    /// several of at most [`MAX_RESPONSE_BYTES`] of resources each, removals in the last.
     fn response(
         &mut self,
         t: ResourceType,
         snap: &Arc<Snapshot>,
         upserts: bool,
         removals: bool,
-    ) -> Option<DeltaDiscoveryResponse> {
-        let state = self.types.get_mut(&t)?;
+    ) -> Vec<DeltaDiscoveryResponse> {
+        let Some(state) = self.types.get_mut(&t) else {
+            return Vec::new();
+        };
         let table = snap.resources(t);
         let mut resources = Vec::new();
         let mut removed = Vec::new();
@@ -235,7 +232,7 @@ impl DeltaState {
             }
         }
         if resources.is_empty() && removed.is_empty() {
-            return None;
+            return Vec::new();
         }
         for r in &resources {
             state.known.insert(r.name.clone(), r.version.clone());
@@ -243,19 +240,54 @@ impl DeltaState {
         for n in &removed {
             state.known.remove(n);
         }
-        self.next_nonce += 1;
-        let nonce = self.next_nonce.to_string();
         let version = snap.version(t).to_owned();
-        self.in_flight.insert(nonce.clone(), (t, version.clone()));
-        Some(DeltaDiscoveryResponse {
-            system_version_info: version,
-            type_url: t.type_url().to_owned(),
-            resources,
-            removed_resources: removed,
-            nonce,
-            ..Default::default()
-        })
+        let mut out = Vec::new();
+        let mut chunks = chunked(resources).into_iter().peekable();
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            self.next_nonce += 1;
+            let nonce = self.next_nonce.to_string();
+            self.in_flight.insert(nonce.clone(), (t, version.clone()));
+            out.push(DeltaDiscoveryResponse {
+                system_version_info: version.clone(),
+                type_url: t.type_url().to_owned(),
+                resources: chunk,
+                removed_resources: if last {
+                    std::mem::take(&mut removed)
+                } else {
+                    Vec::new()
+                },
+                nonce,
+                ..Default::default()
+            });
+        }
+        out
     }
+}
+
+/// Most bytes of resources in one delta response. The gRPC layer encodes each response into a
+/// buffer that it keeps, at the size of the largest response, for the stream's lifetime: one
+/// response for a whole large type (W3's initial sync, ≈2.8 MB) cost every connected proxy that
+/// much of the controller's memory for as long as it stays connected.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// `resources` in order, cut into runs of at most [`MAX_RESPONSE_BYTES`] (a larger resource is
+/// a run of its own); at least one run, possibly empty, so that removals have a response.
+fn chunked(resources: Vec<Resource>) -> Vec<Vec<Resource>> {
+    let mut out = vec![Vec::new()];
+    let mut size = 0;
+    for r in resources {
+        let len = r.resource.as_ref().map_or(0, |a| a.value.len()) + r.name.len();
+        if size + len > MAX_RESPONSE_BYTES && size > 0 {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(run) = out.last_mut() {
+            run.push(r);
+        }
+    }
+    out
 }
 
 /// What changed between `base` (what the client was brought to) and `table`, for a client
@@ -398,5 +430,54 @@ mod tests {
                 slow.state.types[&ResourceType::Cluster].known
             );
         }
+    }
+
+    /// A push larger than [`MAX_RESPONSE_BYTES`] goes out as several responses of the same
+    /// version, each within the limit and in flight under its own nonce, with the removals in
+    /// the last; together they carry every resource once, in order.
+    #[test]
+    fn a_large_push_is_split_into_responses_within_the_limit() {
+        let big = |n: usize, round: i64, drop_first: usize| {
+            let mut b = Snapshot::builder();
+            for i in drop_first..n {
+                b.cluster(&Cluster {
+                    name: format!("c{i:04}"),
+                    alt_stat_name: format!("{round}-{}", "x".repeat(1000)),
+                    ..Default::default()
+                });
+            }
+            Arc::new(b.build())
+        };
+        let mut state = DeltaState::default();
+        state
+            .types
+            .entry(ResourceType::Cluster)
+            .or_default()
+            .wildcard = true;
+        let first = big(700, 1, 0);
+        let out = <DeltaState as Machine>::on_snapshot(&mut state, &first);
+        assert!(out.len() >= 3, "{} responses", out.len());
+        let mut names = Vec::new();
+        for r in &out {
+            let bytes: usize = r
+                .resources
+                .iter()
+                .map(|x| x.resource.as_ref().map_or(0, |a| a.value.len()) + x.name.len())
+                .sum();
+            assert!(bytes <= MAX_RESPONSE_BYTES, "{bytes} bytes in one response");
+            assert_eq!(r.system_version_info, first.version(ResourceType::Cluster));
+            assert!(state.in_flight.contains_key(&r.nonce));
+            names.extend(r.resources.iter().map(|x| x.name.clone()));
+        }
+        let want: Vec<String> = (0..700).map(|i| format!("c{i:04}")).collect();
+        assert_eq!(names, want);
+        // Everything changes and the first ten are gone: removals ride on the last response.
+        let second = big(700, 2, 10);
+        let out = <DeltaState as Machine>::on_snapshot(&mut state, &second);
+        assert!(out.len() >= 3);
+        let (last, rest) = out.split_last().unwrap();
+        assert!(rest.iter().all(|r| r.removed_resources.is_empty()));
+        assert_eq!(last.removed_resources.len(), 10);
+        assert_eq!(out.iter().map(|r| r.resources.len()).sum::<usize>(), 690);
     }
 }

@@ -22,6 +22,9 @@ pub(crate) struct Event {
     pub(crate) at: Instant,
     pub(crate) t: ResourceType,
     pub(crate) bytes: usize,
+    /// The type's version the response brings the client to: the responses of one push (a
+    /// large push comes in several) share it.
+    pub(crate) version: String,
     /// Every resource already held at the same version and nothing removed.
     pub(crate) noop: bool,
 }
@@ -171,6 +174,7 @@ async fn session(
             at,
             t,
             bytes: prost::Message::encoded_len(&resp),
+            version: resp.system_version_info.clone(),
             noop,
         };
         let count = held.len();

@@ -308,9 +308,13 @@ pub(crate) async fn run(w: &Workload, o: &FleetOptions, report: &mut Report) -> 
         let since = fleet.since(&marks);
         let mut per_type: BTreeMap<ResourceType, usize> = BTreeMap::new();
         for ev in &since {
+            // A push is one version of a type, however many responses it took.
             let mut mine: BTreeMap<ResourceType, usize> = BTreeMap::new();
+            let mut seen: std::collections::BTreeSet<(ResourceType, &str)> = Default::default();
             for e in ev {
-                *mine.entry(e.t).or_default() += 1;
+                if seen.insert((e.t, e.version.as_str())) {
+                    *mine.entry(e.t).or_default() += 1;
+                }
             }
             for (t, c) in mine {
                 let m = per_type.entry(t).or_default();

@@ -275,6 +275,8 @@ async fn connections_beyond_the_handshake_limit_wait_instead_of_being_refused() 
         assert!(c.is_ok(), "a waiting connection was refused: {c:?}");
     }
     h.wait_security("tls_handshake_rejected").await;
+    // Waiting for a free slot is itself a security event.
+    h.wait_security("handshake_capacity").await;
     let events = h.registry.security_events();
     assert!(
         events

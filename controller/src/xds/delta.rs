@@ -271,13 +271,18 @@ impl DeltaState {
 /// much of the controller's memory for as long as it stays connected.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
+/// What a resource adds to a response, near enough: its encoded body and its name.
+fn wire_len(r: &Resource) -> usize {
+    r.resource.as_ref().map_or(0, |a| a.value.len()) + r.name.len()
+}
+
 /// `resources` in order, cut into runs of at most [`MAX_RESPONSE_BYTES`] (a larger resource is
 /// a run of its own); at least one run, possibly empty, so that removals have a response.
 fn chunked(resources: Vec<Resource>) -> Vec<Vec<Resource>> {
     let mut out = vec![Vec::new()];
     let mut size = 0;
     for r in resources {
-        let len = r.resource.as_ref().map_or(0, |a| a.value.len()) + r.name.len();
+        let len = wire_len(&r);
         if size + len > MAX_RESPONSE_BYTES && size > 0 {
             out.push(Vec::new());
             size = 0;
@@ -459,11 +464,7 @@ mod tests {
         assert!(out.len() >= 3, "{} responses", out.len());
         let mut names = Vec::new();
         for r in &out {
-            let bytes: usize = r
-                .resources
-                .iter()
-                .map(|x| x.resource.as_ref().map_or(0, |a| a.value.len()) + x.name.len())
-                .sum();
+            let bytes: usize = r.resources.iter().map(wire_len).sum();
             assert!(bytes <= MAX_RESPONSE_BYTES, "{bytes} bytes in one response");
             assert_eq!(r.system_version_info, first.version(ResourceType::Cluster));
             assert!(state.in_flight.contains_key(&r.nonce));

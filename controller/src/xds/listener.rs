@@ -133,8 +133,22 @@ async fn accept_loop(
     // retry; handshakes that stall hold a slot for at most `timeout`.
     let permits = Arc::new(Semaphore::new(max_handshakes.max(1)));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                registry.security_event(
+                    "handshake_capacity",
+                    None,
+                    None,
+                    format!(
+                        "{max_handshakes} handshakes in progress; new connections wait to be accepted"
+                    ),
+                );
+                let Ok(p) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                p
+            }
         };
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,

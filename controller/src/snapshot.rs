@@ -86,8 +86,9 @@ impl fmt::Display for ResourceType {
 /// One encoded resource. Encoded once when it enters a snapshot and shared by every stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resource {
-    name: String,
-    version: String,
+    /// Shared with every stream that records what its client holds.
+    name: Arc<str>,
+    version: Arc<str>,
     body: Any,
     /// The SDS secrets a listener or cluster refers to (empty for other types).
     secrets: Vec<String>,
@@ -112,11 +113,11 @@ impl Resource {
         let content = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body.value);
         let version = hex(content.as_ref().get(..12).unwrap_or_default());
         let secrets = secrets_of(&body).into_iter().collect();
-        let name = name.into();
+        let name: String = name.into();
         let digest = share(&name, &version);
         Self {
-            name,
-            version,
+            name: name.into(),
+            version: version.into(),
             body,
             secrets,
             digest,
@@ -131,6 +132,12 @@ impl Resource {
     /// The content-hash version.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The name and version as shared strings: a stream records what its client holds without
+    /// copying them.
+    pub(crate) fn shared_name_version(&self) -> (Arc<str>, Arc<str>) {
+        (self.name.clone(), self.version.clone())
     }
 
     /// The encoded resource.
@@ -253,7 +260,7 @@ impl SnapshotBuilder {
     /// Adds (or replaces) a resource that is already encoded and shared.
     pub fn insert_shared(&mut self, t: ResourceType, resource: Arc<Resource>) -> &mut Self {
         let i = t.index();
-        if let Some(old) = self.tables[i].get(resource.name.as_str()) {
+        if let Some(old) = self.tables[i].get(&*resource.name) {
             if Arc::ptr_eq(old, &resource) || old.version == resource.version {
                 return self;
             }
@@ -263,7 +270,7 @@ impl SnapshotBuilder {
         if t != ResourceType::Endpoint && t != ResourceType::Route {
             self.secrets_dirty = true;
         }
-        self.tables[i].insert(resource.name.clone(), resource);
+        self.tables[i].insert(resource.name.to_string(), resource);
         self
     }
 

@@ -14,14 +14,20 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::service::{Machine, RequestOutcome};
 use super::status::StreamGuard;
-use crate::snapshot::{ResourceType, Snapshot};
+use crate::snapshot::{Resource as Entry, ResourceType, Snapshot};
+
+/// Whether the client holds `r` at its current version.
+fn holds(state: &TypeState, r: &Entry) -> bool {
+    state.known.get(r.name()).map(|v| &**v) == Some(r.version())
+}
 
 #[derive(Clone, Debug, Default)]
 struct TypeState {
     wildcard: bool,
     subscribed: BTreeSet<String>,
-    /// Version of each resource the client has been sent (or told us it has).
-    known: HashMap<String, String>,
+    /// Version of each resource the client has been sent (or told us it has). The strings are
+    /// shared with the snapshot's resources: a proxy in sync costs a table of pointers.
+    known: HashMap<Arc<str>, Arc<str>>,
     /// Names (re)subscribed since the last response: sent even if the client has them.
     force: BTreeSet<String>,
     /// The snapshot this type was last fully reconciled with (`known` is exactly what the
@@ -88,7 +94,11 @@ impl Machine for DeltaState {
             state.base = None;
         }
         if first {
-            state.known = req.initial_resource_versions.clone().into_iter().collect();
+            state.known = req
+                .initial_resource_versions
+                .iter()
+                .map(|(n, v)| (Arc::from(n.as_str()), Arc::from(v.as_str())))
+                .collect();
             // Legacy wildcard: a first CDS/LDS request naming nothing means "everything".
             if req.resource_names_subscribe.is_empty()
                 && matches!(t, ResourceType::Cluster | ResourceType::Listener)
@@ -109,12 +119,12 @@ impl Machine for DeltaState {
                 state.wildcard = false;
                 // The client drops everything it tracked only through the wildcard.
                 let subscribed = &state.subscribed;
-                state.known.retain(|n, _| subscribed.contains(n));
+                state.known.retain(|n, _| subscribed.contains(&**n));
             } else {
                 state.subscribed.remove(name);
                 state.force.remove(name);
                 if !state.wildcard {
-                    state.known.remove(name);
+                    state.known.remove(name.as_str());
                 }
             }
         }
@@ -158,7 +168,7 @@ impl DeltaState {
             return Vec::new();
         };
         let table = snap.resources(t);
-        let mut resources = Vec::new();
+        let mut resources: Vec<&Arc<Entry>> = Vec::new();
         let mut removed = Vec::new();
         let fast_base = state
             .base
@@ -193,15 +203,8 @@ impl DeltaState {
                 };
                 for name in wanted {
                     let Some(r) = table.get(name) else { continue };
-                    if state.force.contains(name)
-                        || state.known.get(name).map(String::as_str) != Some(r.version())
-                    {
-                        resources.push(Resource {
-                            name: name.clone(),
-                            version: r.version().to_owned(),
-                            resource: Some(r.body().clone()),
-                            ..Default::default()
-                        });
+                    if state.force.contains(name) || !holds(state, r) {
+                        resources.push(r);
                     }
                 }
             }
@@ -210,8 +213,8 @@ impl DeltaState {
                 let mut gone: BTreeSet<String> = state
                     .known
                     .keys()
-                    .filter(|n| !table.contains_key(*n))
-                    .cloned()
+                    .filter(|n| !table.contains_key(&***n))
+                    .map(|n| n.to_string())
                     .collect();
                 gone.extend(
                     state
@@ -235,11 +238,21 @@ impl DeltaState {
             return Vec::new();
         }
         for r in &resources {
-            state.known.insert(r.name.clone(), r.version.clone());
+            let (name, version) = r.shared_name_version();
+            state.known.insert(name, version);
         }
         for n in &removed {
-            state.known.remove(n);
+            state.known.remove(n.as_str());
         }
+        let resources = resources
+            .into_iter()
+            .map(|r| Resource {
+                name: r.name().to_owned(),
+                version: r.version().to_owned(),
+                resource: Some(r.body().clone()),
+                ..Default::default()
+            })
+            .collect();
         let version = snap.version(t).to_owned();
         let mut out = Vec::new();
         let mut chunks = chunked(resources).into_iter().peekable();
@@ -299,11 +312,11 @@ fn chunked(resources: Vec<Resource>) -> Vec<Vec<Resource>> {
 /// whose subscription did not change since: the upserts it wants and the names it holds that
 /// are gone. The tables are persistent maps: the parts they share are skipped without being
 /// looked at, so the cost follows the number of changed resources, not the table size.
-fn fast_diff(
+fn fast_diff<'t>(
     state: &TypeState,
     base: &crate::snapshot::Table,
-    table: &crate::snapshot::Table,
-) -> (Vec<Resource>, Vec<String>) {
+    table: &'t crate::snapshot::Table,
+) -> (Vec<&'t Arc<Entry>>, Vec<String>) {
     use imbl::ordmap::DiffItem;
     let wanted = |n: &String| state.wildcard || state.subscribed.contains(n);
     let mut ups = Vec::new();
@@ -311,18 +324,13 @@ fn fast_diff(
     for d in base.diff(table) {
         match d {
             DiffItem::Remove(name, _) => {
-                if state.known.contains_key(name) {
+                if state.known.contains_key(name.as_str()) {
                     gone.push(name.clone());
                 }
             }
             DiffItem::Add(name, r) | DiffItem::Update { new: (name, r), .. } => {
-                if wanted(name) && state.known.get(name).map(String::as_str) != Some(r.version()) {
-                    ups.push(Resource {
-                        name: name.clone(),
-                        version: r.version().to_owned(),
-                        resource: Some(r.body().clone()),
-                        ..Default::default()
-                    });
+                if wanted(name) && !holds(state, r) {
+                    ups.push(r);
                 }
             }
         }

@@ -96,6 +96,16 @@ enum Cmd {
         #[arg(long)]
         routes: Option<usize>,
     },
+    /// Scale cycles W1 → workload → W1: live heap and RSS after each scale-down (does what
+    /// stays grow per cycle?).
+    Cycles {
+        #[arg(long, default_value = "w3")]
+        workload: String,
+        #[arg(long, default_value_t = 3)]
+        cycles: usize,
+        #[arg(long)]
+        routes: Option<usize>,
+    },
     /// sovereign (Python, REST polling) beside Gatehouse on W2: CPU and bytes.
     Peer,
 }
@@ -181,6 +191,14 @@ async fn main() -> Result<()> {
         } => {
             let w = workload(&name, routes)?;
             memory::soak(&w, minutes, &mut report).await?;
+        }
+        Cmd::Cycles {
+            workload: name,
+            cycles,
+            routes,
+        } => {
+            let w = workload(&name, routes)?;
+            memory::cycles(&w, cycles, &mut report).await?;
         }
         Cmd::Peer => peer::run(&mut report).await?,
     }

@@ -393,6 +393,65 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     Ok(())
 }
 
+/// Scale cycles: W1, then `cycles` times `w` and back to W1, with the live heap (the
+/// allocator's figure) and RSS 30 s after each scale-down.
+pub(crate) async fn cycles(w: &Workload, cycles: usize, report: &mut Report) -> Result<()> {
+    let section = format!("cycles/{}", w.name);
+    let tls = TlsPair::generate()?;
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::new(dir.path())?;
+    let creds = creds(&pki)?;
+    let cfg = dir.path().join("config");
+    std::fs::create_dir_all(&cfg)?;
+    let small = Workload::w1();
+    small.write(&cfg, &tls)?;
+    let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
+    let watcher = Watcher::start(serve.addr, &creds);
+    watcher
+        .wait_routes(|n| n >= small.tables(), Duration::from_secs(120))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (rss, _) = rss_of(Some(serve.pid()));
+    report.add(&section, "RSS at W1 before the first scale-up", rss, "MB");
+    if let Some(h) = serve.live_heap() {
+        report.add(
+            &section,
+            "live heap at W1 before the first scale-up",
+            h,
+            "MB",
+        );
+    }
+    for c in 1..=cycles {
+        clear(&cfg)?;
+        w.write(&cfg, &tls)?;
+        watcher
+            .wait_routes(|n| n >= w.tables(), Duration::from_secs(600))
+            .await?;
+        clear(&cfg)?;
+        small.write(&cfg, &tls)?;
+        watcher
+            .wait_routes(|n| n <= small.tables(), Duration::from_secs(120))
+            .await?;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (rss, _) = rss_of(Some(serve.pid()));
+        report.add(
+            &section,
+            &format!("RSS 30 s after scale-down {c}"),
+            rss,
+            "MB",
+        );
+        if let Some(h) = serve.live_heap() {
+            report.add(
+                &section,
+                &format!("live heap after scale-down {c}"),
+                h,
+                "MB",
+            );
+        }
+    }
+    Ok(())
+}
+
 fn clear(dir: &Path) -> Result<()> {
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();

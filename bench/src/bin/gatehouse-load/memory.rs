@@ -388,8 +388,20 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         "ratio",
     );
     report.add(&section, "peak RSS (VmHWM)", hwm, "MB");
-    let errs = watcher.log.lock().map(|l| l.errors.len()).unwrap_or(0);
-    report.add(&section, "client stream errors", errs as f64, "errors");
+    let errs = watcher
+        .log
+        .lock()
+        .map(|l| l.errors.clone())
+        .unwrap_or_default();
+    report.add(
+        &section,
+        "client stream errors",
+        errs.len() as f64,
+        "errors",
+    );
+    if !errs.is_empty() {
+        report.note(&section, &format!("client stream errors: {errs:?}"));
+    }
     Ok(())
 }
 

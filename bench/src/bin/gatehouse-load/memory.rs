@@ -231,19 +231,8 @@ const EXTRA_CLIENTS: usize = 9;
 /// The churn soak: W1, scale up to `w`, churn for `minutes`, scale down to W1.
 pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Result<()> {
     let section = format!("soak/{}", w.name);
-    let tls = TlsPair::generate()?;
-    let dir = tempfile::tempdir()?;
-    let pki = Pki::new(dir.path())?;
-    let creds = creds(&pki)?;
-    let cfg = dir.path().join("config");
-    std::fs::create_dir_all(&cfg)?;
-    let small = Workload::w1();
-    small.write(&cfg, &tls)?;
-    let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
-    let watcher = Watcher::start(serve.addr, &creds);
-    watcher
-        .wait_routes(|n| n >= small.tables(), Duration::from_secs(120))
-        .await?;
+    let at = AtW1::start().await?;
+    let (cfg, serve) = (&at.cfg, &at.serve);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (base, _) = rss_of(Some(serve.pid()));
     report.add(&section, "RSS at W1 before scale-up", base, "MB");
@@ -253,11 +242,7 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
     }
 
     // Scale up: the big workload replaces the small one.
-    clear(&cfg)?;
-    w.write(&cfg, &tls)?;
-    watcher
-        .wait_routes(|n| n >= w.tables(), Duration::from_secs(600))
-        .await?;
+    at.scale_up(w).await?;
     let cpu0 = cpu_seconds(serve.pid());
     let (up, _) = rss_of(Some(serve.pid()));
     report.add(&section, "RSS after scale-up", up, "MB");
@@ -364,12 +349,7 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         "MB",
     );
 
-    // Scale down to W1.
-    clear(&cfg)?;
-    small.write(&cfg, &tls)?;
-    watcher
-        .wait_routes(|n| n <= small.tables(), Duration::from_secs(120))
-        .await?;
+    at.scale_down().await?;
     // The allocator returns freed pages on a timer (jemalloc's decay: 10 s): RSS 5 s and 30 s
     // after the scale-down has been served.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -388,7 +368,8 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
         "ratio",
     );
     report.add(&section, "peak RSS (VmHWM)", hwm, "MB");
-    let errs = watcher
+    let errs = at
+        .watcher
         .log
         .lock()
         .map(|l| l.errors.clone())
@@ -409,19 +390,8 @@ pub(crate) async fn soak(w: &Workload, minutes: f64, report: &mut Report) -> Res
 /// allocator's figure) and RSS 30 s after each scale-down.
 pub(crate) async fn cycles(w: &Workload, cycles: usize, report: &mut Report) -> Result<()> {
     let section = format!("cycles/{}", w.name);
-    let tls = TlsPair::generate()?;
-    let dir = tempfile::tempdir()?;
-    let pki = Pki::new(dir.path())?;
-    let creds = creds(&pki)?;
-    let cfg = dir.path().join("config");
-    std::fs::create_dir_all(&cfg)?;
-    let small = Workload::w1();
-    small.write(&cfg, &tls)?;
-    let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
-    let watcher = Watcher::start(serve.addr, &creds);
-    watcher
-        .wait_routes(|n| n >= small.tables(), Duration::from_secs(120))
-        .await?;
+    let at = AtW1::start().await?;
+    let serve = &at.serve;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let (rss, _) = rss_of(Some(serve.pid()));
     report.add(&section, "RSS at W1 before the first scale-up", rss, "MB");
@@ -434,16 +404,8 @@ pub(crate) async fn cycles(w: &Workload, cycles: usize, report: &mut Report) -> 
         );
     }
     for c in 1..=cycles {
-        clear(&cfg)?;
-        w.write(&cfg, &tls)?;
-        watcher
-            .wait_routes(|n| n >= w.tables(), Duration::from_secs(600))
-            .await?;
-        clear(&cfg)?;
-        small.write(&cfg, &tls)?;
-        watcher
-            .wait_routes(|n| n <= small.tables(), Duration::from_secs(120))
-            .await?;
+        at.scale_up(w).await?;
+        at.scale_down().await?;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let (rss, _) = rss_of(Some(serve.pid()));
         report.add(
@@ -462,6 +424,63 @@ pub(crate) async fn cycles(w: &Workload, cycles: usize, report: &mut Report) -> 
         }
     }
     Ok(())
+}
+
+/// `gatehouse serve` in file mode with W1 served to one client: the start of the soak and of
+/// the scale cycles.
+struct AtW1 {
+    _dir: tempfile::TempDir,
+    tls: TlsPair,
+    cfg: PathBuf,
+    small: Workload,
+    serve: Serve,
+    watcher: Watcher,
+}
+
+impl AtW1 {
+    async fn start() -> Result<Self> {
+        let tls = TlsPair::generate()?;
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::new(dir.path())?;
+        let creds = creds(&pki)?;
+        let cfg = dir.path().join("config");
+        std::fs::create_dir_all(&cfg)?;
+        let small = Workload::w1();
+        small.write(&cfg, &tls)?;
+        let serve = Serve::start(&pki.dir, &cfg, &dir.path().join("serve.log"))?;
+        let watcher = Watcher::start(serve.addr, &creds);
+        watcher
+            .wait_routes(|n| n >= small.tables(), Duration::from_secs(120))
+            .await?;
+        Ok(Self {
+            _dir: dir,
+            tls,
+            cfg,
+            small,
+            serve,
+            watcher,
+        })
+    }
+
+    /// `w`'s files replace the current ones; returns once they are served.
+    async fn scale_up(&self, w: &Workload) -> Result<()> {
+        clear(&self.cfg)?;
+        w.write(&self.cfg, &self.tls)?;
+        self.watcher
+            .wait_routes(|n| n >= w.tables(), Duration::from_secs(600))
+            .await?;
+        Ok(())
+    }
+
+    /// Back to W1; returns once it is served.
+    async fn scale_down(&self) -> Result<()> {
+        clear(&self.cfg)?;
+        self.small.write(&self.cfg, &self.tls)?;
+        self.watcher
+            .wait_routes(|n| n <= self.small.tables(), Duration::from_secs(120))
+            .await?;
+        Ok(())
+    }
 }
 
 fn clear(dir: &Path) -> Result<()> {
